@@ -1,0 +1,225 @@
+//! [`Delivery`]: what the `Upstash-*` headers say about a delivery.
+
+use http::HeaderMap;
+
+/// The `Upstash-Message-Id` header.
+pub const MESSAGE_ID_HEADER: &str = "upstash-message-id";
+/// The `Upstash-Retried` header.
+pub const RETRIED_HEADER: &str = "upstash-retried";
+/// The `Upstash-Schedule-Id` header.
+pub const SCHEDULE_ID_HEADER: &str = "upstash-schedule-id";
+/// The `Upstash-Topic-Name` header (URL group).
+pub const TOPIC_NAME_HEADER: &str = "upstash-topic-name";
+/// The `Upstash-Caller-Ip` header.
+pub const CALLER_IP_HEADER: &str = "upstash-caller-ip";
+/// The `Upstash-NonRetryable-Error` response header: with status 489, QStash stops retrying.
+pub const NON_RETRYABLE_HEADER: &str = "upstash-nonretryable-error";
+/// The status that, with `Upstash-NonRetryable-Error: true`, tells QStash not to retry.
+pub const NON_RETRYABLE_STATUS: u16 = 489;
+
+/// What QStash says about a delivery in its `Upstash-*` headers.
+///
+/// Read these only after the signature verified: the headers themselves are not signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// `Upstash-Message-Id`: the same on every retry of one message (use it to deduplicate).
+    pub message_id: String,
+    /// `Upstash-Retried`: how often this message was retried before this attempt (0 first).
+    pub retried: u32,
+    /// `Upstash-Schedule-Id`: present when a schedule produced the message.
+    pub schedule_id: Option<String>,
+    /// `Upstash-Topic-Name`: the URL group the message was published to.
+    pub topic_name: Option<String>,
+    /// `Upstash-Caller-Ip`: the publisher's IP address, as sent.
+    pub caller_ip: Option<String>,
+    /// `Upstash-Region`: the region of the QStash instance, e.g. `EU-CENTRAL-1`.
+    pub region: Option<String>,
+    /// `Content-Type`: the publisher's content type.
+    pub content_type: Option<String>,
+}
+
+/// Why the delivery headers could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// A required header is absent.
+    #[error("missing `{0}` header")]
+    Missing(&'static str),
+    /// A header appears more than once.
+    #[error("more than one `{0}` header")]
+    Repeated(&'static str),
+    /// A header's value is not visible ASCII, or is not what it should be.
+    #[error("invalid `{0}` header")]
+    Invalid(&'static str),
+}
+
+impl Delivery {
+    /// Reads the delivery headers. `Upstash-Message-Id` is required; `Upstash-Retried` is 0
+    /// when absent.
+    ///
+    /// # Errors
+    ///
+    /// A missing message id, a repeated header, a value that is not visible ASCII, or an
+    /// `Upstash-Retried` that is not a non-negative integer (a garbled count is an error, not
+    /// a silent 0).
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, DeliveryError> {
+        let message_id = one(headers, MESSAGE_ID_HEADER, "Upstash-Message-Id")?
+            .filter(|id| !id.is_empty())
+            .ok_or(DeliveryError::Missing("Upstash-Message-Id"))?;
+        let retried = match one(headers, RETRIED_HEADER, "Upstash-Retried")? {
+            None => 0,
+            Some(text) => parse_count(text).ok_or(DeliveryError::Invalid("Upstash-Retried"))?,
+        };
+        let owned = |name, display| one(headers, name, display).map(|v| v.map(str::to_owned));
+        Ok(Self {
+            message_id: message_id.to_owned(),
+            retried,
+            schedule_id: owned(SCHEDULE_ID_HEADER, "Upstash-Schedule-Id")?,
+            topic_name: owned(TOPIC_NAME_HEADER, "Upstash-Topic-Name")?,
+            caller_ip: owned(CALLER_IP_HEADER, "Upstash-Caller-Ip")?,
+            region: owned(crate::verify::REGION_HEADER, "Upstash-Region")?,
+            content_type: owned("content-type", "Content-Type")?,
+        })
+    }
+
+    /// Whether this is a retry (`retried > 0`).
+    #[must_use]
+    pub const fn is_retry(&self) -> bool {
+        self.retried > 0
+    }
+}
+
+/// At most one value of `name`, as visible ASCII.
+fn one<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+    display: &'static str,
+) -> Result<Option<&'h str>, DeliveryError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(DeliveryError::Repeated(display));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| DeliveryError::Invalid(display))
+}
+
+/// Only ASCII digits: `u32::from_str` would also take a leading `+`.
+fn parse_count(text: &str) -> Option<u32> {
+    let text = text.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn reads_every_header() {
+        let delivery = Delivery::from_headers(&headers(&[
+            ("upstash-message-id", b"msg_123"),
+            ("upstash-retried", b"2"),
+            ("upstash-schedule-id", b"scd_1"),
+            ("upstash-topic-name", b"orders"),
+            ("upstash-caller-ip", b"178.247.74.179"),
+            ("upstash-region", b"EU-CENTRAL-1"),
+            ("content-type", b"application/json"),
+        ]))
+        .unwrap();
+        assert_eq!(delivery.message_id, "msg_123");
+        assert_eq!(delivery.retried, 2);
+        assert!(delivery.is_retry());
+        assert_eq!(delivery.schedule_id.as_deref(), Some("scd_1"));
+        assert_eq!(delivery.topic_name.as_deref(), Some("orders"));
+        assert_eq!(delivery.caller_ip.as_deref(), Some("178.247.74.179"));
+        assert_eq!(delivery.region.as_deref(), Some("EU-CENTRAL-1"));
+        assert_eq!(delivery.content_type.as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn retried_defaults_to_zero() {
+        let delivery =
+            Delivery::from_headers(&headers(&[("upstash-message-id", b"msg_1")])).unwrap();
+        assert_eq!(delivery.retried, 0);
+        assert!(!delivery.is_retry());
+        assert_eq!(delivery.schedule_id, None);
+    }
+
+    #[test]
+    fn refuses_bad_headers() {
+        let cases: &[(&str, &[(&'static str, &[u8])], DeliveryError)] = &[
+            (
+                "no message id",
+                &[],
+                DeliveryError::Missing("Upstash-Message-Id"),
+            ),
+            (
+                "empty message id",
+                &[("upstash-message-id", b"")],
+                DeliveryError::Missing("Upstash-Message-Id"),
+            ),
+            (
+                "two message ids",
+                &[("upstash-message-id", b"a"), ("upstash-message-id", b"b")],
+                DeliveryError::Repeated("Upstash-Message-Id"),
+            ),
+            (
+                "non-ascii message id",
+                &[("upstash-message-id", b"msg_\xff")],
+                DeliveryError::Invalid("Upstash-Message-Id"),
+            ),
+            (
+                "garbled retried",
+                &[("upstash-message-id", b"m"), ("upstash-retried", b"two")],
+                DeliveryError::Invalid("Upstash-Retried"),
+            ),
+            (
+                "negative retried",
+                &[("upstash-message-id", b"m"), ("upstash-retried", b"-1")],
+                DeliveryError::Invalid("Upstash-Retried"),
+            ),
+            (
+                "plus retried",
+                &[("upstash-message-id", b"m"), ("upstash-retried", b"+1")],
+                DeliveryError::Invalid("Upstash-Retried"),
+            ),
+            (
+                "empty retried",
+                &[("upstash-message-id", b"m"), ("upstash-retried", b"")],
+                DeliveryError::Invalid("Upstash-Retried"),
+            ),
+            (
+                "overflowing retried",
+                &[
+                    ("upstash-message-id", b"m"),
+                    ("upstash-retried", b"4294967296"),
+                ],
+                DeliveryError::Invalid("Upstash-Retried"),
+            ),
+        ];
+        for (name, pairs, want) in cases {
+            assert_eq!(
+                Delivery::from_headers(&headers(pairs)).unwrap_err(),
+                *want,
+                "{name}"
+            );
+        }
+    }
+}

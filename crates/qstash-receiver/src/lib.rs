@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+mod callback;
+mod claims;
+mod delivery;
+mod error;
+mod keys;
+mod sign;
+mod verify;
+
+pub use callback::{Callback, CallbackError};
+pub use claims::{Claims, MatchedKey};
+pub use delivery::{
+    CALLER_IP_HEADER, Delivery, DeliveryError, MESSAGE_ID_HEADER, NON_RETRYABLE_HEADER,
+    NON_RETRYABLE_STATUS, RETRIED_HEADER, SCHEDULE_ID_HEADER, TOPIC_NAME_HEADER,
+};
+pub use error::{ConfigError, Error, ErrorKind};
+pub use keys::{
+    DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_DEV, ENV_NEXT, ENV_REGION,
+    KNOWN_REGIONS, KeyRing, SigningKeys,
+};
+pub use sign::{Signer, TOKEN_LIFETIME_SECS, new_id, new_token_id};
+pub use verify::{
+    DEFAULT_MAX_TOKEN_BYTES, REGION_HEADER, SIGNATURE_HEADER, Subject, Verifier, body_hash,
+    path_and_query, signature_from_headers,
+};

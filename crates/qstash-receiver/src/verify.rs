@@ -1,0 +1,488 @@
+//! The [`Verifier`]: a strict HS256 check of the `Upstash-Signature` token over the raw body.
+//!
+//! Written on `hmac` + `sha2` rather than a general JWT crate: QStash uses one algorithm and
+//! one fixed claim set, and a general crate brings algorithm negotiation, other crypto
+//! backends and per-call key setup that this check must not have (see the crate docs).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::Mac as _;
+use http::HeaderMap;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::claims::{self, Claims, MatchedKey};
+use crate::error::{ConfigError, Error, ErrorKind};
+use crate::keys::{KeyRing, SigningKeys};
+
+/// The `Upstash-Signature` header.
+pub const SIGNATURE_HEADER: &str = "upstash-signature";
+/// The `Upstash-Region` header (multi-region accounts).
+pub const REGION_HEADER: &str = "upstash-region";
+
+/// Default bound on the token's length: real tokens are about 400 bytes plus the URL.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 4096;
+
+/// The header every QStash token carries, `{"alg":"HS256","typ":"JWT"}`, base64url-encoded;
+/// recognised without decoding.
+const STANDARD_HEADER: &[u8] = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// An HMAC-SHA256 tag in unpadded base64url.
+const SIGNATURE_B64_LEN: usize = 43;
+
+/// What the token's `sub` claim is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject<'a> {
+    /// The whole URL must equal `sub` exactly, e.g. `https://app.example.com/api/qstash?x=1`.
+    Url(&'a str),
+    /// The path and query of `sub` must equal this request target (`/api/qstash?x=1`). This
+    /// survives TLS-terminating proxies that change scheme, host or port; an empty target
+    /// means `/`.
+    PathAndQuery(&'a str),
+    /// Do not check `sub`.
+    ///
+    /// # Security
+    ///
+    /// A token that QStash signed for *any* of your endpoints is then accepted by this one, so
+    /// a delivery meant for one endpoint can be replayed to another within its validity window.
+    DangerouslySkipCheck,
+}
+
+/// Verifies `Upstash-Signature` tokens.
+///
+/// Cheap to clone: clones share the keys, so [`Verifier::rotate`] on any clone is seen by all
+/// of them (keep one clone to rotate, give the others to your server).
+///
+/// # Examples
+///
+/// ```
+/// use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
+///
+/// let keys = SigningKeys::new("sig_current", "sig_next")?;
+/// let verifier = Verifier::new(keys);
+/// let token = Signer::new("sig_current")?.sign_at("https://example.com/hook", b"hi", 1_700_000_000);
+///
+/// let claims = verifier.verify_at(&token, b"hi", Subject::PathAndQuery("/hook"), 1_700_000_000)?;
+/// assert_eq!(claims.subject(), "https://example.com/hook");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    keys: Arc<ArcSwap<KeyRing>>,
+    tolerance: u64,
+    max_token_bytes: usize,
+}
+
+impl Verifier {
+    /// A verifier over `keys` (a [`SigningKeys`] pair or a multi-region [`KeyRing`]), with no
+    /// clock tolerance and a 4 KiB token bound.
+    #[must_use]
+    pub fn new(keys: impl Into<KeyRing>) -> Self {
+        Self {
+            keys: Arc::new(ArcSwap::from_pointee(keys.into())),
+            tolerance: 0,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// A verifier over [`KeyRing::from_env`].
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyRing::from_env`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        KeyRing::from_env().map(Self::new)
+    }
+
+    /// How far the clock may be off: a token is accepted for `nbf - tolerance <= now < exp +
+    /// tolerance`. Whole seconds; fractions are dropped.
+    ///
+    /// Defaults to 0 seconds.
+    #[must_use]
+    pub fn clock_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance.as_secs();
+        self
+    }
+
+    /// The longest token accepted; longer ones are refused before any decoding.
+    ///
+    /// Defaults to 4096 bytes ([`DEFAULT_MAX_TOKEN_BYTES`]).
+    #[must_use]
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// The clock tolerance in whole seconds.
+    #[must_use]
+    pub const fn tolerance_secs(&self) -> u64 {
+        self.tolerance
+    }
+
+    /// Replaces the default signing keys (keeping any per-region keys), atomically: every
+    /// verification sees either the old pair or the new pair, never a mix. Takes `&self`, so
+    /// a running server can rotate without a restart.
+    pub fn rotate(&self, keys: SigningKeys) {
+        self.keys
+            .rcu(|ring| KeyRing::clone(ring).with_default(keys.clone()));
+    }
+
+    /// Replaces the whole key ring atomically.
+    pub fn set_key_ring(&self, ring: KeyRing) {
+        self.keys.store(Arc::new(ring));
+    }
+
+    /// A snapshot of the current key ring.
+    #[must_use]
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.load_full()
+    }
+
+    /// Verifies `signature` (the `Upstash-Signature` value) over `body` against the system
+    /// clock. See [`Verifier::verify_at`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify_at`].
+    pub fn verify(
+        &self,
+        signature: &str,
+        body: &[u8],
+        subject: Subject<'_>,
+    ) -> Result<Claims, Error> {
+        self.verify_at(signature, body, subject, unix_now())
+    }
+
+    /// Verifies `signature` over `body` at `now` (unix seconds), with the default keys.
+    ///
+    /// Checks, in order: the token's length; its shape (three base64url segments); `alg` is
+    /// exactly `HS256` and there is no `crit`; the MAC, in constant time, with the current key
+    /// and then the next; the claims' presence and JSON types; `iss`; the validity window;
+    /// `sub` against `subject`; and the `body` claim against SHA-256 of `body`, in constant
+    /// time and insensitive to `=` padding.
+    ///
+    /// # Errors
+    ///
+    /// The first check that fails, as an [`Error`] whose [`kind`](Error::kind) names it.
+    pub fn verify_at(
+        &self,
+        signature: &str,
+        body: &[u8],
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Result<Claims, Error> {
+        self.verify_in_region_at(None, signature, body, subject, now)
+    }
+
+    /// Verifies with the keys of `region` (the raw `Upstash-Region` value, if any), falling
+    /// back to the default keys. See [`Verifier::verify_at`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify_at`], and [`ErrorKind::NoSigningKeys`] when the ring has no keys
+    /// for the region and no default keys.
+    pub fn verify_in_region_at(
+        &self,
+        region: Option<&str>,
+        signature: &str,
+        body: &[u8],
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Result<Claims, Error> {
+        let ring = self.keys.load();
+        let keys = ring
+            .keys_for(region)
+            .ok_or(Error::new(ErrorKind::NoSigningKeys))?;
+        self.verify_with(keys, signature, body, subject, now)
+    }
+
+    /// Verifies a request from its headers: exactly one `Upstash-Signature`, and the keys of
+    /// its `Upstash-Region` (multi-region accounts), against the system clock.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify_headers_at`].
+    pub fn verify_headers(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        subject: Subject<'_>,
+    ) -> Result<Claims, Error> {
+        self.verify_headers_at(headers, body, subject, unix_now())
+    }
+
+    /// Verifies a request from its headers at `now` (unix seconds).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::MissingSignature`] / [`ErrorKind::MultipleSignatures`] for zero or several
+    /// `Upstash-Signature` headers, [`ErrorKind::MalformedToken`] for a value that is not
+    /// visible ASCII, then as [`Verifier::verify_in_region_at`].
+    pub fn verify_headers_at(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Result<Claims, Error> {
+        let signature = signature_from_headers(headers)?;
+        let region = headers.get(REGION_HEADER).and_then(|v| v.to_str().ok());
+        self.verify_in_region_at(region, signature, body, subject, now)
+    }
+
+    fn verify_with(
+        &self,
+        keys: &SigningKeys,
+        token: &str,
+        body: &[u8],
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Result<Claims, Error> {
+        if token.len() > self.max_token_bytes {
+            return Err(Error::new(ErrorKind::TokenTooLong));
+        }
+        let token = token.as_bytes();
+        let (signing_input, signature_b64) = split_last_dot(token)?;
+        let (header_b64, payload_b64) = split_last_dot(signing_input)?;
+        if header_b64.contains(&b'.') {
+            return Err(Error::with_text(
+                ErrorKind::MalformedToken,
+                "more than three segments",
+            ));
+        }
+        check_header(header_b64)?;
+
+        // Decode the tag before any MAC work: a tag of the wrong size can never match.
+        let mut tag = [0u8; 32];
+        if signature_b64.len() != SIGNATURE_B64_LEN
+            || URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut tag) != Ok(32)
+        {
+            return Err(Error::with_text(
+                ErrorKind::MalformedToken,
+                "signature segment is not an HS256 tag",
+            ));
+        }
+        let matched = if mac_matches(keys.current.mac(), signing_input, &tag) {
+            MatchedKey::Current
+        } else if mac_matches(keys.next.mac(), signing_input, &tag) {
+            MatchedKey::Next
+        } else {
+            return Err(Error::new(ErrorKind::InvalidSignature));
+        };
+
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "payload is not base64url"))?;
+        let claims = claims::parse(&payload, matched)?;
+
+        let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
+        if now < claims.nbf.saturating_sub(tolerance) {
+            return Err(Error::window(
+                ErrorKind::NotYetValid,
+                now,
+                claims.nbf,
+                claims.exp,
+                self.tolerance,
+            ));
+        }
+        if now >= claims.exp.saturating_add(tolerance) {
+            return Err(Error::window(
+                ErrorKind::Expired,
+                now,
+                claims.nbf,
+                claims.exp,
+                self.tolerance,
+            ));
+        }
+        check_subject(&claims.sub, subject)?;
+        if !body_hash_matches(&claims.body_hash, body) {
+            return Err(Error::new(ErrorKind::BodyHashMismatch));
+        }
+        Ok(claims)
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keys", &"<redacted>")
+            .field("tolerance_secs", &self.tolerance)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .finish()
+    }
+}
+
+/// The single `Upstash-Signature` value of a request.
+///
+/// # Errors
+///
+/// [`ErrorKind::MissingSignature`], [`ErrorKind::MultipleSignatures`], or
+/// [`ErrorKind::MalformedToken`] for a value that is not visible ASCII.
+pub fn signature_from_headers(headers: &HeaderMap) -> Result<&str, Error> {
+    let mut values = headers.get_all(SIGNATURE_HEADER).iter();
+    let value = values
+        .next()
+        .ok_or(Error::new(ErrorKind::MissingSignature))?;
+    if values.next().is_some() {
+        return Err(Error::new(ErrorKind::MultipleSignatures));
+    }
+    value
+        .to_str()
+        .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "header is not visible ASCII"))
+}
+
+/// base64url(SHA-256(`body`)) with `=` padding, as QStash puts it in the `body` claim.
+#[must_use]
+pub fn body_hash(body: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(Sha256::digest(body))
+}
+
+/// The current time in unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn split_last_dot(bytes: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    let dot = bytes
+        .iter()
+        .rposition(|&b| b == b'.')
+        .ok_or(Error::with_text(
+            ErrorKind::MalformedToken,
+            "expected three segments",
+        ))?;
+    Ok((&bytes[..dot], &bytes[dot + 1..]))
+}
+
+/// The JOSE header's fields that matter; `serde` refuses a duplicate `alg`.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+fn check_header(header_b64: &[u8]) -> Result<(), Error> {
+    if header_b64 == STANDARD_HEADER {
+        return Ok(());
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "header is not base64url"))?;
+    let header: Header<'_> = serde_json::from_slice(&json)
+        .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "header is not a JOSE header"))?;
+    if header.alg != "HS256" {
+        return Err(Error::new(ErrorKind::UnsupportedAlgorithm));
+    }
+    if header.crit.is_some() {
+        return Err(Error::new(ErrorKind::UnsupportedCriticalHeader));
+    }
+    Ok(())
+}
+
+fn mac_matches(mut mac: crate::keys::HmacSha256, signing_input: &[u8], tag: &[u8; 32]) -> bool {
+    mac.update(signing_input);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(tag).is_ok()
+}
+
+fn body_hash_matches(claim: &str, body: &[u8]) -> bool {
+    let mut encoded = [0u8; 43];
+    let digest = Sha256::digest(body);
+    if URL_SAFE_NO_PAD.encode_slice(digest, &mut encoded) != Ok(43) {
+        return false;
+    }
+    let claim = claim.trim_end_matches('=');
+    claim.as_bytes().ct_eq(&encoded).into()
+}
+
+/// The path and query of an absolute URL (`/` when it has neither); `None` when `url` is not
+/// absolute. The fragment, which never reaches a server, is dropped.
+#[must_use]
+pub fn path_and_query(url: &str) -> Option<&str> {
+    let (_scheme, rest) = url.split_once("://")?;
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let target = &rest[start..];
+    Some(if target.is_empty() { "/" } else { target })
+}
+
+fn normalize_target(target: &str) -> &str {
+    if target.is_empty() { "/" } else { target }
+}
+
+fn check_subject(sub: &str, subject: Subject<'_>) -> Result<(), Error> {
+    match subject {
+        Subject::Url(url) if sub == url => Ok(()),
+        Subject::Url(url) => Err(Error::subject(sub, url)),
+        Subject::PathAndQuery(target) => {
+            let target = normalize_target(target);
+            if path_and_query(sub) == Some(target) {
+                Ok(())
+            } else {
+                Err(Error::subject(sub, target))
+            }
+        }
+        Subject::DangerouslySkipCheck => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_and_query_of_urls() {
+        let cases = [
+            ("https://a.example/x/y?z=1", Some("/x/y?z=1")),
+            ("https://a.example", Some("/")),
+            ("https://a.example?q", Some("?q")),
+            ("http://a.example:8080/p#frag", Some("/p")),
+            ("https://user@a.example/p/", Some("/p/")),
+            ("a.example/p", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(path_and_query(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn subject_policies() {
+        let sub = "https://app.example.com/api/hook?team=1";
+        assert!(check_subject(sub, Subject::Url(sub)).is_ok());
+        assert!(
+            check_subject(sub, Subject::Url("http://app.example.com/api/hook?team=1")).is_err()
+        );
+        assert!(check_subject(sub, Subject::PathAndQuery("/api/hook?team=1")).is_ok());
+        assert!(check_subject(sub, Subject::PathAndQuery("/api/hook")).is_err());
+        assert!(check_subject(sub, Subject::PathAndQuery("/api/hook?team=2")).is_err());
+        assert!(check_subject("https://a.example", Subject::PathAndQuery("")).is_ok());
+        assert!(check_subject("https://a.example", Subject::PathAndQuery("/")).is_ok());
+        assert!(check_subject("not a url", Subject::PathAndQuery("/")).is_err());
+        assert!(check_subject("anything", Subject::DangerouslySkipCheck).is_ok());
+        let err = check_subject(sub, Subject::PathAndQuery("/other")).unwrap_err();
+        assert_eq!(err.subjects(), Some((sub, "/other")));
+        assert!(err.to_string().contains("/other"), "{err}");
+    }
+
+    #[test]
+    fn body_hash_is_padded_and_compares_either_way() {
+        let hash = body_hash(b"Hello World");
+        assert_eq!(hash, "pZGm1Av0IEBKARczz7exkNYsZb8LzaMrV7J32a2fFG4=");
+        assert!(body_hash_matches(&hash, b"Hello World"));
+        assert!(body_hash_matches(
+            hash.trim_end_matches('='),
+            b"Hello World"
+        ));
+        assert!(!body_hash_matches(&hash, b"Hello World!"));
+        assert!(!body_hash_matches("", b""));
+    }
+}
