@@ -140,6 +140,9 @@ impl Callback {
     /// [`CallbackError::Json`] for malformed JSON, a missing `status` or a field of the wrong
     /// type; [`CallbackError::Base64`] for a `body` or `sourceBody` that is not base64.
     pub fn from_slice(json: &[u8]) -> Result<Self, CallbackError> {
+        if !crate::claims::is_json_object(json) {
+            return Err(CallbackError::Json("not a JSON object".to_owned()));
+        }
         let wire: Wire =
             serde_json::from_slice(json).map_err(|e| CallbackError::Json(json_error_text(&e)))?;
         Ok(Self {

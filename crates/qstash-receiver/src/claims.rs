@@ -98,6 +98,14 @@ struct RawClaims<'a> {
 pub(crate) const ISSUER: &str = "Upstash";
 
 pub(crate) fn parse(payload: &[u8], key: MatchedKey) -> Result<Claims, Error> {
+    // serde's derived structs also accept a JSON array of the fields in order; a JWT claims
+    // set is an object, so nothing else is parsed.
+    if !is_json_object(payload) {
+        return Err(Error::with_text(
+            ErrorKind::InvalidClaims,
+            "claims are not a JSON object",
+        ));
+    }
     let raw: RawClaims<'_> = serde_json::from_slice(payload)
         .map_err(|e| Error::with_text(ErrorKind::InvalidClaims, json_error_text(&e)))?;
     if raw.iss != ISSUER {
@@ -112,4 +120,9 @@ pub(crate) fn parse(payload: &[u8], key: MatchedKey) -> Result<Claims, Error> {
         body_hash: raw.body.into_owned(),
         key,
     })
+}
+
+/// Whether `json` starts (after whitespace) with `{`; serde_json checks the rest.
+pub(crate) fn is_json_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }

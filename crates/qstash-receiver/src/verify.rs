@@ -377,6 +377,12 @@ fn check_header(header_b64: &[u8]) -> Result<(), Error> {
     let json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "header is not base64url"))?;
+    if !claims::is_json_object(&json) {
+        return Err(Error::with_text(
+            ErrorKind::MalformedToken,
+            "header is not a JSON object",
+        ));
+    }
     let header: Header<'_> = serde_json::from_slice(&json)
         .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "header is not a JOSE header"))?;
     if header.alg != "HS256" {
