@@ -346,7 +346,13 @@ mod tests {
             (
                 "not json",
                 b"\xff\x00",
-                CallbackError::Json("not valid JSON (line 1, column 1)".into()),
+                CallbackError::Json("not a JSON object".into()),
+            ),
+            ("a JSON array", b"[200]", CallbackError::Json("not a JSON object".into())),
+            (
+                "truncated",
+                br#"{"status":2"#,
+                CallbackError::Json("not valid JSON (line 1, column 11)".into()),
             ),
             (
                 "bad base64 body",
