@@ -1,1 +1,123 @@
-fn main() {}
+//! `verify` beside the floor (SHA-256 of the body plus one HMAC over the signing input with a
+//! pre-keyed state) and beside a `jsonwebtoken`-based verifier doing the same checks.
+//!
+//! `cargo bench -p qstash-receiver --bench verify`
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hmac::{Hmac, KeyInit, Mac};
+use qstash_receiver::{Signer, SigningKeys, Subject, Verifier, body_hash};
+use sha2::{Digest, Sha256};
+
+const CURRENT: &str = "sig_3nj4aiyJ2JojDnQ1RRodpYubZAZxAJxNfQcRSKPwVUNbueYk2o";
+const NEXT: &str = "sig_31zVqmL3s7Eo1vpu1jRSMpaetJXvAT3RvNcfoGUp1Toii8fsQE";
+const URL: &str = "https://qstash-receiver.example.com/api/webhooks/qstash";
+
+fn now() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+/// The same checks with `jsonwebtoken`: HS256 only, required `exp`/`nbf`/`iss`/`sub`, issuer,
+/// subject, then the body hash (which `jsonwebtoken` does not know), current key then next.
+struct JwtVerifier {
+    keys: [jsonwebtoken::DecodingKey; 2],
+    validation: jsonwebtoken::Validation,
+}
+
+#[derive(serde::Deserialize)]
+struct BodyClaim {
+    body: String,
+}
+
+impl JwtVerifier {
+    fn new() -> Self {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
+        validation.set_issuer(&["Upstash"]);
+        validation.sub = Some(URL.to_owned());
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        let key = |k: &str| jsonwebtoken::DecodingKey::from_secret(k.as_bytes()).unwrap();
+        Self {
+            keys: [key(CURRENT), key(NEXT)],
+            validation,
+        }
+    }
+
+    fn verify(&self, token: &str, body: &[u8]) -> bool {
+        self.keys.iter().any(|key| {
+            jsonwebtoken::decode::<BodyClaim>(token, key, &self.validation).is_ok_and(|data| {
+                data.claims.body.trim_end_matches('=') == body_hash(body).trim_end_matches('=')
+            })
+        })
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let verifier = Verifier::new(SigningKeys::new(CURRENT, NEXT).unwrap());
+    let jwt = JwtVerifier::new();
+    let floor_key = Hmac::<Sha256>::new_from_slice(CURRENT.as_bytes()).unwrap();
+    let issued = now() - 5;
+    let at = issued + 5;
+
+    let mut group = c.benchmark_group("verify");
+    for size in [0usize, 1024, 64 * 1024, 1024 * 1024] {
+        let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let current = Signer::new(CURRENT).unwrap().sign_at(URL, &body, issued);
+        let next = Signer::new(NEXT).unwrap().sign_at(URL, &body, issued);
+        let signing_input = &current[..current.rfind('.').unwrap()];
+        assert!(
+            verifier
+                .verify_at(&current, &body, Subject::Url(URL), at)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_at(&next, &body, Subject::Url(URL), at)
+                .is_ok()
+        );
+        assert!(jwt.verify(&current, &body) && jwt.verify(&next, &body));
+
+        group.throughput(Throughput::Bytes(size as u64));
+        if size >= 64 * 1024 {
+            group
+                .sample_size(30)
+                .measurement_time(Duration::from_secs(4));
+        } else {
+            group
+                .sample_size(100)
+                .measurement_time(Duration::from_secs(3));
+        }
+        group.bench_with_input(BenchmarkId::new("floor", size), &body, |b, body| {
+            b.iter(|| {
+                let digest = Sha256::digest(black_box(body));
+                let mut mac = floor_key.clone();
+                mac.update(black_box(signing_input.as_bytes()));
+                (digest, mac.finalize().into_bytes())
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("current_key", size), &body, |b, body| {
+            b.iter(|| {
+                verifier.verify_at(black_box(&current), black_box(body), Subject::Url(URL), at)
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("next_key", size), &body, |b, body| {
+            b.iter(|| verifier.verify_at(black_box(&next), black_box(body), Subject::Url(URL), at));
+        });
+        group.bench_with_input(BenchmarkId::new("jsonwebtoken", size), &body, |b, body| {
+            b.iter(|| jwt.verify(black_box(&current), black_box(body)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

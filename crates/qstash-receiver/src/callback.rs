@@ -348,7 +348,11 @@ mod tests {
                 b"\xff\x00",
                 CallbackError::Json("not a JSON object".into()),
             ),
-            ("a JSON array", b"[200]", CallbackError::Json("not a JSON object".into())),
+            (
+                "a JSON array",
+                b"[200]",
+                CallbackError::Json("not a JSON object".into()),
+            ),
             (
                 "truncated",
                 br#"{"status":2"#,

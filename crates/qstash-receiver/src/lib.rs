@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
+mod base64url;
 mod callback;
 mod claims;
 mod delivery;

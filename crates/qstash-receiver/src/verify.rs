@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::base64url;
 use crate::claims::{self, Claims, MatchedKey};
 use crate::error::{ConfigError, Error, ErrorKind};
 use crate::keys::{KeyRing, SigningKeys};
@@ -248,9 +249,22 @@ impl Verifier {
             return Err(Error::new(ErrorKind::TokenTooLong));
         }
         let token = token.as_bytes();
-        let (signing_input, signature_b64) = split_last_dot(token)?;
-        let (header_b64, payload_b64) = split_last_dot(signing_input)?;
-        if header_b64.contains(&b'.') {
+        let header_end = memchr::memchr(b'.', token).ok_or(Error::with_text(
+            ErrorKind::MalformedToken,
+            "expected three segments",
+        ))?;
+        let signature_start = memchr::memrchr(b'.', token).unwrap_or(header_end) + 1;
+        if signature_start <= header_end + 1 {
+            return Err(Error::with_text(
+                ErrorKind::MalformedToken,
+                "expected three segments",
+            ));
+        }
+        let header_b64 = &token[..header_end];
+        let payload_b64 = &token[header_end + 1..signature_start - 1];
+        let signing_input = &token[..signature_start - 1];
+        let signature_b64 = &token[signature_start..];
+        if memchr::memchr(b'.', payload_b64).is_some() {
             return Err(Error::with_text(
                 ErrorKind::MalformedToken,
                 "more than three segments",
@@ -261,7 +275,7 @@ impl Verifier {
         // Decode the tag before any MAC work: a tag of the wrong size can never match.
         let mut tag = [0u8; 32];
         if signature_b64.len() != SIGNATURE_B64_LEN
-            || URL_SAFE_NO_PAD.decode_slice(signature_b64, &mut tag) != Ok(32)
+            || base64url::decode(signature_b64, &mut tag) != Some(32)
         {
             return Err(Error::with_text(
                 ErrorKind::MalformedToken,
@@ -276,35 +290,48 @@ impl Verifier {
             return Err(Error::new(ErrorKind::InvalidSignature));
         };
 
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "payload is not base64url"))?;
-        let claims = claims::parse(&payload, matched)?;
+        // Real payloads are about 250 bytes plus the URL: decode on the stack when they fit.
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let needed = base64url::decoded_len(payload_b64.len());
+        let buffer = if needed <= stack.len() {
+            &mut stack[..]
+        } else {
+            heap.resize(needed, 0);
+            &mut heap[..]
+        };
+        let payload_len = base64url::decode(payload_b64, buffer).ok_or(Error::with_text(
+            ErrorKind::MalformedToken,
+            "payload is not base64url",
+        ))?;
+        let payload = &buffer[..payload_len];
+        let raw = claims::parse(payload)?;
 
         let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
-        if now < claims.nbf.saturating_sub(tolerance) {
+        if now < raw.nbf.saturating_sub(tolerance) {
             return Err(Error::window(
                 ErrorKind::NotYetValid,
                 now,
-                claims.nbf,
-                claims.exp,
+                raw.nbf,
+                raw.exp,
                 self.tolerance,
             ));
         }
-        if now >= claims.exp.saturating_add(tolerance) {
+        if now >= raw.exp.saturating_add(tolerance) {
             return Err(Error::window(
                 ErrorKind::Expired,
                 now,
-                claims.nbf,
-                claims.exp,
+                raw.nbf,
+                raw.exp,
                 self.tolerance,
             ));
         }
-        check_subject(&claims.sub, subject)?;
-        if !body_hash_matches(&claims.body_hash, body) {
+        check_subject(&raw.sub, subject)?;
+        let digest = Sha256::digest(body);
+        if !body_hash_matches(&raw.body, &digest) {
             return Err(Error::new(ErrorKind::BodyHashMismatch));
         }
-        Ok(claims)
+        Ok(Claims::new(&raw, matched, padded_hash(&digest)))
     }
 }
 
@@ -350,17 +377,6 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn split_last_dot(bytes: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-    let dot = bytes
-        .iter()
-        .rposition(|&b| b == b'.')
-        .ok_or(Error::with_text(
-            ErrorKind::MalformedToken,
-            "expected three segments",
-        ))?;
-    Ok((&bytes[..dot], &bytes[dot + 1..]))
-}
-
 /// The JOSE header's fields that matter; `serde` refuses a duplicate `alg`.
 #[derive(Deserialize)]
 struct Header<'a> {
@@ -400,14 +416,34 @@ fn mac_matches(mut mac: crate::keys::HmacSha256, signing_input: &[u8], tag: &[u8
     mac.verify_slice(tag).is_ok()
 }
 
-fn body_hash_matches(claim: &str, body: &[u8]) -> bool {
-    let mut encoded = [0u8; 43];
-    let digest = Sha256::digest(body);
-    if URL_SAFE_NO_PAD.encode_slice(digest, &mut encoded) != Ok(43) {
+/// base64url of a SHA-256 digest with its one `=` of padding, without allocating.
+fn padded_hash(digest: &[u8]) -> [u8; 44] {
+    let mut encoded = [b'='; 44];
+    // 32 bytes always encode to 43 characters, which fit.
+    let _ = base64_simd::URL_SAFE_NO_PAD
+        .encode(digest, base64_simd::Out::from_slice(&mut encoded[..43]));
+    encoded
+}
+
+/// Compares the `body` claim with the body's digest in constant time, ignoring `=` padding
+/// as the official receivers do: the claim is decoded (43 characters, canonical) and the
+/// digests compared as four words.
+fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
+    let claim = claim.trim_end_matches('=').as_bytes();
+    let mut decoded = [0u8; 32];
+    if claim.len() != 43 || base64url::decode(claim, &mut decoded) != Some(32) {
         return false;
     }
-    let claim = claim.trim_end_matches('=');
-    claim.as_bytes().ct_eq(&encoded).into()
+    let words = |bytes: &[u8]| -> [u64; 4] {
+        let mut words = [0u64; 4];
+        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut array = [0u8; 8];
+            array.copy_from_slice(chunk);
+            *word = u64::from_le_bytes(array);
+        }
+        words
+    };
+    words(&decoded).ct_eq(&words(digest)).into()
 }
 
 /// The path and query of an absolute URL (`/` when it has neither); `None` when `url` is not
@@ -483,12 +519,17 @@ mod tests {
     fn body_hash_is_padded_and_compares_either_way() {
         let hash = body_hash(b"Hello World");
         assert_eq!(hash, "pZGm1Av0IEBKARczz7exkNYsZb8LzaMrV7J32a2fFG4=");
-        assert!(body_hash_matches(&hash, b"Hello World"));
-        assert!(body_hash_matches(
-            hash.trim_end_matches('='),
-            b"Hello World"
-        ));
-        assert!(!body_hash_matches(&hash, b"Hello World!"));
-        assert!(!body_hash_matches("", b""));
+        let digest = Sha256::digest(b"Hello World");
+        assert_eq!(&padded_hash(&digest)[..], hash.as_bytes());
+        assert!(body_hash_matches(&hash, &digest));
+        assert!(body_hash_matches(hash.trim_end_matches('='), &digest));
+        assert!(body_hash_matches(&format!("{hash}=="), &digest));
+        assert!(!body_hash_matches(&hash, &Sha256::digest(b"Hello World!")));
+        assert!(!body_hash_matches("", &Sha256::digest(b"")));
+        // One bit off in the last character's unused bits: not the canonical encoding.
+        let mut off = hash.trim_end_matches('=').to_owned();
+        let last = off.pop().unwrap();
+        off.push(if last == '4' { '5' } else { '4' });
+        assert!(!body_hash_matches(&off, &digest));
     }
 }
