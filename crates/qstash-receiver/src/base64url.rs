@@ -6,21 +6,22 @@
 //! 200 ns of it on a typical 330-character payload, the SIMD one about 50 ns. The tests below
 //! check that both accept exactly the same inputs and give the same bytes.
 
+use std::mem::MaybeUninit;
+
 /// The number of bytes `len` base64url characters decode to (an upper bound when invalid).
 pub(crate) const fn decoded_len(len: usize) -> usize {
     len / 4 * 3 + (len % 4) * 3 / 4
 }
 
-/// Decodes `input` into the start of `out`, returning the decoded length. Refuses (`None`)
-/// padding, characters outside the url-safe alphabet, a length of 1 mod 4, non-zero trailing
-/// bits, and an `out` shorter than [`decoded_len`]: exactly the inputs the `base64` crate's
-/// `URL_SAFE_NO_PAD` refuses.
-pub(crate) fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
+/// Decodes `input` into the start of `out` (which need not be initialised), returning the
+/// decoded bytes. Refuses (`None`) padding, characters outside the url-safe alphabet, a length
+/// of 1 mod 4, non-zero trailing bits, and an `out` shorter than [`decoded_len`]: exactly the
+/// inputs the `base64` crate's `URL_SAFE_NO_PAD` refuses.
+pub(crate) fn decode<'o>(input: &[u8], out: &'o mut [MaybeUninit<u8>]) -> Option<&'o mut [u8]> {
     let out = out.get_mut(..decoded_len(input.len()))?;
     base64_simd::URL_SAFE_NO_PAD
-        .decode(input, base64_simd::Out::from_slice(out))
+        .decode(input, base64_simd::Out::from_uninit_slice(out))
         .ok()
-        .map(|decoded| decoded.len())
 }
 
 #[cfg(test)]
@@ -31,10 +32,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn ours(input: &[u8]) -> Option<Vec<u8>> {
-        let mut out = vec![0; decoded_len(input.len())];
-        let len = decode(input, &mut out)?;
-        out.truncate(len);
-        Some(out)
+        let mut out = vec![MaybeUninit::uninit(); decoded_len(input.len())];
+        decode(input, &mut out).map(|bytes| bytes.to_vec())
     }
 
     #[test]
@@ -44,7 +43,11 @@ mod tests {
         assert_eq!(ours(b"YWI").unwrap(), b"ab");
         assert_eq!(ours(b"YWJj").unwrap(), b"abc");
         assert_eq!(ours(b"-_-_").unwrap(), [0xfb, 0xff, 0xbf]);
-        assert_eq!(decode(b"YWJj", &mut [0; 2]), None, "output too short");
+        assert_eq!(
+            decode(b"YWJj", &mut [MaybeUninit::uninit(); 2]),
+            None,
+            "output too short"
+        );
         for bad in [
             &b"Y"[..],
             b"YQ==",

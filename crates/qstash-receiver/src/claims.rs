@@ -28,13 +28,13 @@ pub struct Claims {
     exp: i64,
     nbf: i64,
     iat: Option<i64>,
-    /// The padded base64url SHA-256 of the verified body, which the `body` claim matched.
-    body_hash: [u8; 44],
+    /// SHA-256 of the verified body, which the `body` claim matched.
+    body_digest: [u8; 32],
     key: MatchedKey,
 }
 
 impl Claims {
-    pub(crate) fn new(raw: &RawClaims<'_>, key: MatchedKey, body_hash: [u8; 44]) -> Self {
+    pub(crate) fn new(raw: &RawClaims<'_>, key: MatchedKey, body_digest: [u8; 32]) -> Self {
         let jti = raw.jti.as_deref().unwrap_or("");
         let mut text = String::with_capacity(raw.sub.len() + jti.len());
         text.push_str(&raw.sub);
@@ -46,7 +46,7 @@ impl Claims {
             exp: raw.exp,
             nbf: raw.nbf,
             iat: raw.iat,
-            body_hash,
+            body_digest,
             key,
         }
     }
@@ -82,10 +82,16 @@ impl Claims {
     }
 
     /// The `body` claim: base64url SHA-256 of the body, in QStash's padded form (the claim
-    /// matched it, with or without padding).
+    /// matched it, with or without padding). Encoded on each call.
     #[must_use]
-    pub fn body_hash(&self) -> &str {
-        std::str::from_utf8(&self.body_hash).unwrap_or_default()
+    pub fn body_hash(&self) -> String {
+        crate::verify::encode_hash(&self.body_digest)
+    }
+
+    /// SHA-256 of the verified body.
+    #[must_use]
+    pub const fn body_digest(&self) -> &[u8; 32] {
+        &self.body_digest
     }
 
     /// Which signing key matched.

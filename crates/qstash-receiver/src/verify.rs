@@ -4,6 +4,7 @@
 //! one fixed claim set, and a general crate brings algorithm negotiation, other crypto
 //! backends and per-call key setup that this check must not have (see the crate docs).
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -273,38 +274,38 @@ impl Verifier {
         check_header(header_b64)?;
 
         // Decode the tag before any MAC work: a tag of the wrong size can never match.
-        let mut tag = [0u8; 32];
-        if signature_b64.len() != SIGNATURE_B64_LEN
-            || base64url::decode(signature_b64, &mut tag) != Some(32)
-        {
-            return Err(Error::with_text(
-                ErrorKind::MalformedToken,
-                "signature segment is not an HS256 tag",
-            ));
-        }
-        let matched = if mac_matches(keys.current.mac(), signing_input, &tag) {
+        let mut tag_buffer = [MaybeUninit::uninit(); 32];
+        let tag = match base64url::decode(signature_b64, &mut tag_buffer) {
+            Some(tag) if signature_b64.len() == SIGNATURE_B64_LEN => tag,
+            _ => {
+                return Err(Error::with_text(
+                    ErrorKind::MalformedToken,
+                    "signature segment is not an HS256 tag",
+                ));
+            }
+        };
+        let matched = if mac_matches(keys.current.mac(), signing_input, tag) {
             MatchedKey::Current
-        } else if mac_matches(keys.next.mac(), signing_input, &tag) {
+        } else if mac_matches(keys.next.mac(), signing_input, tag) {
             MatchedKey::Next
         } else {
             return Err(Error::new(ErrorKind::InvalidSignature));
         };
 
         // Real payloads are about 250 bytes plus the URL: decode on the stack when they fit.
-        let mut stack = [0u8; 512];
+        let mut stack = [MaybeUninit::uninit(); 1024];
         let mut heap = Vec::new();
         let needed = base64url::decoded_len(payload_b64.len());
         let buffer = if needed <= stack.len() {
             &mut stack[..]
         } else {
-            heap.resize(needed, 0);
+            heap.resize(needed, MaybeUninit::uninit());
             &mut heap[..]
         };
-        let payload_len = base64url::decode(payload_b64, buffer).ok_or(Error::with_text(
+        let payload = base64url::decode(payload_b64, buffer).ok_or(Error::with_text(
             ErrorKind::MalformedToken,
             "payload is not base64url",
         ))?;
-        let payload = &buffer[..payload_len];
         let raw = claims::parse(payload)?;
 
         let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
@@ -331,7 +332,7 @@ impl Verifier {
         if !body_hash_matches(&raw.body, &digest) {
             return Err(Error::new(ErrorKind::BodyHashMismatch));
         }
-        Ok(Claims::new(&raw, matched, padded_hash(&digest)))
+        Ok(Claims::new(&raw, matched, digest.into()))
     }
 }
 
@@ -367,7 +368,7 @@ pub fn signature_from_headers(headers: &HeaderMap) -> Result<&str, Error> {
 /// base64url(SHA-256(`body`)) with `=` padding, as QStash puts it in the `body` claim.
 #[must_use]
 pub fn body_hash(body: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE.encode(Sha256::digest(body))
+    encode_hash(&Sha256::digest(body))
 }
 
 /// The current time in unix seconds (0 if the clock is before 1970).
@@ -410,19 +411,15 @@ fn check_header(header_b64: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn mac_matches(mut mac: crate::keys::HmacSha256, signing_input: &[u8], tag: &[u8; 32]) -> bool {
+fn mac_matches(mut mac: crate::keys::HmacSha256, signing_input: &[u8], tag: &[u8]) -> bool {
     mac.update(signing_input);
     // `verify_slice` compares in constant time.
     mac.verify_slice(tag).is_ok()
 }
 
-/// base64url of a SHA-256 digest with its one `=` of padding, without allocating.
-fn padded_hash(digest: &[u8]) -> [u8; 44] {
-    let mut encoded = [b'='; 44];
-    // 32 bytes always encode to 43 characters, which fit.
-    let _ = base64_simd::URL_SAFE_NO_PAD
-        .encode(digest, base64_simd::Out::from_slice(&mut encoded[..43]));
-    encoded
+/// base64url of a SHA-256 digest with its one `=` of padding, as in the `body` claim.
+pub(crate) fn encode_hash(digest: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE.encode(digest)
 }
 
 /// Compares the `body` claim with the body's digest in constant time, ignoring `=` padding
@@ -430,10 +427,11 @@ fn padded_hash(digest: &[u8]) -> [u8; 44] {
 /// digests compared as four words.
 fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
     let claim = claim.trim_end_matches('=').as_bytes();
-    let mut decoded = [0u8; 32];
-    if claim.len() != 43 || base64url::decode(claim, &mut decoded) != Some(32) {
-        return false;
-    }
+    let mut buffer = [MaybeUninit::uninit(); 32];
+    let decoded = match base64url::decode(claim, &mut buffer) {
+        Some(decoded) if claim.len() == 43 => decoded,
+        _ => return false,
+    };
     let words = |bytes: &[u8]| -> [u64; 4] {
         let mut words = [0u64; 4];
         for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -443,7 +441,7 @@ fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
         }
         words
     };
-    words(&decoded).ct_eq(&words(digest)).into()
+    words(decoded).ct_eq(&words(digest)).into()
 }
 
 /// The path and query of an absolute URL (`/` when it has neither); `None` when `url` is not
@@ -520,7 +518,7 @@ mod tests {
         let hash = body_hash(b"Hello World");
         assert_eq!(hash, "pZGm1Av0IEBKARczz7exkNYsZb8LzaMrV7J32a2fFG4=");
         let digest = Sha256::digest(b"Hello World");
-        assert_eq!(&padded_hash(&digest)[..], hash.as_bytes());
+        assert_eq!(encode_hash(&digest), hash);
         assert!(body_hash_matches(&hash, &digest));
         assert!(body_hash_matches(hash.trim_end_matches('='), &digest));
         assert!(body_hash_matches(&format!("{hash}=="), &digest));

@@ -1,0 +1,108 @@
+//! Paired measurement of `verify` against the floor, robust to a shared, noisy machine: the
+//! candidates run in alternating short batches, so any slowdown hits all of them alike, and
+//! the report gives the median time per call of each and the ratio of the medians.
+//!
+//! `cargo bench -p qstash-receiver --bench ratio`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use hmac::{Hmac, KeyInit, Mac};
+use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
+use sha2::{Digest, Sha256};
+
+const CURRENT: &str = "sig_3nj4aiyJ2JojDnQ1RRodpYubZAZxAJxNfQcRSKPwVUNbueYk2o";
+const NEXT: &str = "sig_31zVqmL3s7Eo1vpu1jRSMpaetJXvAT3RvNcfoGUp1Toii8fsQE";
+const URL: &str = "https://qstash-receiver.example.com/api/webhooks/qstash";
+const NOW: i64 = 1_700_000_000;
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let verifier = Verifier::new(SigningKeys::new(CURRENT, NEXT).unwrap());
+    let floor_key = Hmac::<Sha256>::new_from_slice(CURRENT.as_bytes()).unwrap();
+    println!(
+        "| body | floor (median) | verify, current key | ratio | verify, next key | ratio | next - current |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for size in [0usize, 1024, 64 * 1024, 1024 * 1024] {
+        let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let current = Signer::new(CURRENT).unwrap().sign_at(URL, &body, NOW);
+        let next = Signer::new(NEXT).unwrap().sign_at(URL, &body, NOW);
+        let signing_input = current[..current.rfind('.').unwrap()].to_owned();
+        assert!(
+            verifier
+                .verify_at(&current, &body, Subject::Url(URL), NOW)
+                .is_ok()
+        );
+        assert!(
+            verifier
+                .verify_at(&next, &body, Subject::Url(URL), NOW)
+                .is_ok()
+        );
+
+        let floor = || {
+            let digest = Sha256::digest(black_box(&body));
+            let mut mac = floor_key.clone();
+            mac.update(black_box(signing_input.as_bytes()));
+            black_box((digest, mac.finalize().into_bytes()));
+        };
+        let with_current = || {
+            let _ = black_box(verifier.verify_at(
+                black_box(&current),
+                black_box(&body),
+                Subject::Url(URL),
+                NOW,
+            ));
+        };
+        let with_next = || {
+            let _ = black_box(verifier.verify_at(
+                black_box(&next),
+                black_box(&body),
+                Subject::Url(URL),
+                NOW,
+            ));
+        };
+        let candidates: [&dyn Fn(); 3] = [&floor, &with_current, &with_next];
+        // About 2 ms per batch.
+        let batch = (2_000_000 / (size + 1500)).max(2);
+        let rounds = 301;
+        let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        for round in 0..rounds + 10 {
+            for (i, run) in candidates.iter().enumerate() {
+                let start = Instant::now();
+                for _ in 0..batch {
+                    run();
+                }
+                if round >= 10 {
+                    samples[i].push(start.elapsed().as_secs_f64() * 1e9 / batch as f64);
+                }
+            }
+        }
+        let [f, c, n] = samples.map(median);
+        let fmt = |ns: f64| {
+            if ns >= 10_000.0 {
+                format!("{:.1} µs", ns / 1000.0)
+            } else {
+                format!("{ns:.0} ns")
+            }
+        };
+        println!(
+            "| {} | {} | {} | {:.3}x | {} | {:.3}x | {} |",
+            if size >= 1024 {
+                format!("{} KiB", size / 1024)
+            } else {
+                format!("{size} B")
+            },
+            fmt(f),
+            fmt(c),
+            c / f,
+            fmt(n),
+            n / f,
+            fmt(n - c)
+        );
+    }
+}
