@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p qstash-receiver --bench ratio`
 
+#![allow(clippy::unwrap_used, missing_docs)] // a benchmark: a failed set-up should stop it loudly
+
 use std::hint::black_box;
 use std::time::Instant;
 

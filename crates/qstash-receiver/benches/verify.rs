@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p qstash-receiver --bench verify`
 
+#![allow(clippy::unwrap_used, missing_docs)] // a benchmark: a failed set-up should stop it loudly
+
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -164,7 +164,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_headers() {
-        let cases: &[(&str, &[(&'static str, &[u8])], DeliveryError)] = &[
+        type Case<'a> = (&'a str, &'a [(&'static str, &'a [u8])], DeliveryError);
+        let cases: &[Case<'_>] = &[
             (
                 "no message id",
                 &[],

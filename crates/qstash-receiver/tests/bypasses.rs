@@ -1,6 +1,8 @@
 //! One named case per known way around a JWT verifier, and the positive cases that a strict
 //! verifier must still accept.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed set-up should fail the test
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};

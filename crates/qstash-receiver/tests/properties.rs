@@ -1,6 +1,8 @@
 //! Properties over generated inputs: sign → verify round trips, single-byte tampering, the
 //! validity window, and agreement with `jsonwebtoken` as an independent oracle.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed set-up should fail the test
+
 use std::time::Duration;
 
 use proptest::prelude::*;

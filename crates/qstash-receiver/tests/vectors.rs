@@ -1,5 +1,7 @@
 //! Real tokens signed by QStash, checked at the instants recorded with them.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed set-up should fail the test
+
 use std::time::Duration;
 
 use qstash_receiver::{ErrorKind, SigningKeys, Subject, Verifier};
