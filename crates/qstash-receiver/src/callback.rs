@@ -143,6 +143,10 @@ impl Callback {
         if !crate::claims::is_json_object(json) {
             return Err(CallbackError::Json("not a JSON object".to_owned()));
         }
+        // serde_json does not check the UTF-8 of strings it skips; JSON text must be UTF-8.
+        if std::str::from_utf8(json).is_err() {
+            return Err(CallbackError::Json("not UTF-8".to_owned()));
+        }
         let wire: Wire =
             serde_json::from_slice(json).map_err(|e| CallbackError::Json(json_error_text(&e)))?;
         Ok(Self {

@@ -146,6 +146,13 @@ fn parse_json(payload: &[u8]) -> Result<RawClaims<'_>, Error> {
             "claims are not a JSON object",
         ));
     }
+    // serde_json does not check the UTF-8 of strings it skips; JSON text must be UTF-8.
+    if std::str::from_utf8(payload).is_err() {
+        return Err(Error::with_text(
+            ErrorKind::InvalidClaims,
+            "claims are not UTF-8",
+        ));
+    }
     serde_json::from_slice(payload)
         .map_err(|e| Error::with_text(ErrorKind::InvalidClaims, json_error_text(&e)))
 }

@@ -1,6 +1,6 @@
 //! [`Delivery`]: what the `Upstash-*` headers say about a delivery.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, header::CONTENT_TYPE};
 
 /// The `Upstash-Message-Id` header.
 pub const MESSAGE_ID_HEADER: &str = "upstash-message-id";
@@ -14,6 +14,12 @@ pub const TOPIC_NAME_HEADER: &str = "upstash-topic-name";
 pub const CALLER_IP_HEADER: &str = "upstash-caller-ip";
 /// The `Upstash-NonRetryable-Error` response header: with status 489, QStash stops retrying.
 pub const NON_RETRYABLE_HEADER: &str = "upstash-nonretryable-error";
+const MESSAGE_ID: HeaderName = HeaderName::from_static(MESSAGE_ID_HEADER);
+const RETRIED: HeaderName = HeaderName::from_static(RETRIED_HEADER);
+const SCHEDULE_ID: HeaderName = HeaderName::from_static(SCHEDULE_ID_HEADER);
+const TOPIC_NAME: HeaderName = HeaderName::from_static(TOPIC_NAME_HEADER);
+const CALLER_IP: HeaderName = HeaderName::from_static(CALLER_IP_HEADER);
+
 /// The status that, with `Upstash-NonRetryable-Error: true`, tells QStash not to retry.
 pub const NON_RETRYABLE_STATUS: u16 = 489;
 
@@ -64,10 +70,10 @@ impl Delivery {
     /// `Upstash-Retried` that is not a non-negative integer (a garbled count is an error, not
     /// a silent 0).
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, DeliveryError> {
-        let message_id = one(headers, MESSAGE_ID_HEADER, "Upstash-Message-Id")?
+        let message_id = one(headers, &MESSAGE_ID, "Upstash-Message-Id")?
             .filter(|id| !id.is_empty())
             .ok_or(DeliveryError::Missing("Upstash-Message-Id"))?;
-        let retried = match one(headers, RETRIED_HEADER, "Upstash-Retried")? {
+        let retried = match one(headers, &RETRIED, "Upstash-Retried")? {
             None => 0,
             Some(text) => parse_count(text).ok_or(DeliveryError::Invalid("Upstash-Retried"))?,
         };
@@ -75,11 +81,11 @@ impl Delivery {
         Ok(Self {
             message_id: message_id.to_owned(),
             retried,
-            schedule_id: owned(SCHEDULE_ID_HEADER, "Upstash-Schedule-Id")?,
-            topic_name: owned(TOPIC_NAME_HEADER, "Upstash-Topic-Name")?,
-            caller_ip: owned(CALLER_IP_HEADER, "Upstash-Caller-Ip")?,
-            region: owned(crate::verify::REGION_HEADER, "Upstash-Region")?,
-            content_type: owned("content-type", "Content-Type")?,
+            schedule_id: owned(&SCHEDULE_ID, "Upstash-Schedule-Id")?,
+            topic_name: owned(&TOPIC_NAME, "Upstash-Topic-Name")?,
+            caller_ip: owned(&CALLER_IP, "Upstash-Caller-Ip")?,
+            region: owned(&crate::verify::REGION_NAME, "Upstash-Region")?,
+            content_type: owned(&CONTENT_TYPE, "Content-Type")?,
         })
     }
 
@@ -93,7 +99,7 @@ impl Delivery {
 /// At most one value of `name`, as visible ASCII.
 fn one<'h>(
     headers: &'h HeaderMap,
-    name: &'static str,
+    name: &HeaderName,
     display: &'static str,
 ) -> Result<Option<&'h str>, DeliveryError> {
     let mut values = headers.get_all(name).iter();

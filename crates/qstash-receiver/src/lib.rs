@@ -7,6 +7,7 @@ mod callback;
 mod claims;
 mod delivery;
 mod error;
+mod inspect;
 mod keys;
 mod sign;
 mod verify;
@@ -18,6 +19,7 @@ pub use delivery::{
     NON_RETRYABLE_STATUS, RETRIED_HEADER, SCHEDULE_ID_HEADER, TOPIC_NAME_HEADER,
 };
 pub use error::{ConfigError, Error, ErrorKind};
+pub use inspect::{UnverifiedClaims, inspect_unverified};
 pub use keys::{
     DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_DEV, ENV_NEXT, ENV_REGION,
     KNOWN_REGIONS, KeyRing, SigningKeys,

@@ -27,6 +27,10 @@ pub const SIGNATURE_HEADER: &str = "upstash-signature";
 /// The `Upstash-Region` header (multi-region accounts).
 pub const REGION_HEADER: &str = "upstash-region";
 
+// Pre-parsed names: a lookup by `&str` parses the name on every call.
+const SIGNATURE_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
+pub(crate) const REGION_NAME: http::HeaderName = http::HeaderName::from_static(REGION_HEADER);
+
 /// Default bound on the token's length: real tokens are about 400 bytes plus the URL.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 4096;
 
@@ -234,7 +238,7 @@ impl Verifier {
         now: i64,
     ) -> Result<Claims, Error> {
         let signature = signature_from_headers(headers)?;
-        let region = headers.get(REGION_HEADER).and_then(|v| v.to_str().ok());
+        let region = headers.get(&REGION_NAME).and_then(|v| v.to_str().ok());
         self.verify_in_region_at(region, signature, body, subject, now)
     }
 
@@ -353,7 +357,7 @@ impl std::fmt::Debug for Verifier {
 /// [`ErrorKind::MissingSignature`], [`ErrorKind::MultipleSignatures`], or
 /// [`ErrorKind::MalformedToken`] for a value that is not visible ASCII.
 pub fn signature_from_headers(headers: &HeaderMap) -> Result<&str, Error> {
-    let mut values = headers.get_all(SIGNATURE_HEADER).iter();
+    let mut values = headers.get_all(&SIGNATURE_NAME).iter();
     let value = values
         .next()
         .ok_or(Error::new(ErrorKind::MissingSignature))?;
