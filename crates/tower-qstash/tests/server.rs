@@ -1,0 +1,423 @@
+//! Real servers on 127.0.0.1 and a real HTTP/1.1 client (hyper): the table over the wire,
+//! chunked and oversize bodies, callbacks, key rotation while serving, and 1,000 deliveries
+//! over 64 connections.
+
+// Test helpers outside `#[test]` functions unwrap too: a failure is the assertion.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Extension;
+use axum::routing::post;
+use bytes::Bytes;
+use common::{Calls, Connection, ROUTE_PATH, check, chunked, full, handled_count, now, serve};
+use http::{HeaderMap, StatusCode};
+use qstash_receiver::{Signer, SigningKeys, Verifier};
+use qstash_test_cases::{
+    BASE_URL, CURRENT_KEY, LIMIT, Order, ROUTE, cases, handled_body, padded_order,
+};
+use tower_qstash::{Layered, QStashCallback, QStashLayer};
+
+/// A guard against a server that never answers: fails the test instead of hanging it.
+const ANSWER_WITHIN: Duration = Duration::from_secs(20);
+
+fn route_url() -> String {
+    format!("{BASE_URL}{ROUTE}")
+}
+
+fn headers_for(url: &str, body: &[u8], message_id: &str) -> HeaderMap {
+    Signer::new(CURRENT_KEY)
+        .unwrap()
+        .delivery_headers(url, body, message_id, 0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_over_http() {
+    for way in ["layer", "extractor"] {
+        let calls = Calls::default();
+        let app = if way == "layer" {
+            common::layered_app(&calls)
+        } else {
+            common::extractor_app(&calls)
+        };
+        let addr = serve(app).await;
+        let mut conn = Connection::open(addr).await;
+        let cases = cases(now());
+        for case in &cases {
+            let answer = tokio::time::timeout(ANSWER_WITHIN, conn.send_case(case))
+                .await
+                .unwrap_or_else(|_| panic!("{} ({way}): no answer", case.name));
+            check(case, answer.status, &answer.headers, &answer.body);
+            // A refusal before the body was read closes nothing we rely on: reconnect so
+            // that every case starts on a clean connection.
+            conn = Connection::open(addr).await;
+        }
+        assert_eq!(calls.get(), handled_count(&cases), "{way}");
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Send {
+    Full,
+    Chunked { chunk: usize, close: bool },
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_over_http() {
+    struct Case {
+        name: &'static str,
+        body: Vec<u8>,
+        signed_body: Vec<u8>,
+        send: Send,
+        status: StatusCode,
+        answer: String,
+    }
+    let order = padded_order(1000);
+    let handled = handled_body(
+        "msg_http",
+        0,
+        &Order {
+            order: 1,
+            pad: String::new(),
+        },
+    );
+    let big = padded_order(LIMIT + 1);
+    let cases = [
+        Case {
+            name: "signed",
+            body: order.clone(),
+            signed_body: order.clone(),
+            send: Send::Full,
+            status: StatusCode::OK,
+            answer: handled.clone(),
+        },
+        Case {
+            name: "tampered",
+            body: padded_order(999),
+            signed_body: order.clone(),
+            send: Send::Full,
+            status: StatusCode::UNAUTHORIZED,
+            answer: "invalid QStash signature".into(),
+        },
+        Case {
+            name: "oversize with Content-Length",
+            body: big.clone(),
+            signed_body: big.clone(),
+            send: Send::Full,
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            answer: "payload too large".into(),
+        },
+        Case {
+            name: "chunked without Content-Length",
+            body: order.clone(),
+            signed_body: order.clone(),
+            send: Send::Chunked {
+                chunk: 100,
+                close: true,
+            },
+            status: StatusCode::OK,
+            answer: handled.clone(),
+        },
+        Case {
+            // The client sends LIMIT + 1 bytes and keeps the body open: the answer must come
+            // without the server waiting for the rest.
+            name: "chunked past the limit, body left open",
+            body: big.clone(),
+            signed_body: big.clone(),
+            send: Send::Chunked {
+                chunk: 512,
+                close: false,
+            },
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            answer: "payload too large".into(),
+        },
+    ];
+    for case in cases {
+        for way in ["layer", "extractor"] {
+            let calls = Calls::default();
+            let app = if way == "layer" {
+                common::layered_app(&calls)
+            } else {
+                common::extractor_app(&calls)
+            };
+            let addr = serve(app).await;
+            let mut conn = Connection::open(addr).await;
+            let headers = headers_for(&route_url(), &case.signed_body, "msg_http");
+            let (answer, _keep_open) = match case.send {
+                Send::Full => (conn.send(ROUTE, &headers, full(case.body.clone())), None),
+                Send::Chunked { chunk, close } => {
+                    let (tx, body) = chunked();
+                    let chunks: Vec<Bytes> = case
+                        .body
+                        .chunks(chunk)
+                        .map(Bytes::copy_from_slice)
+                        .collect();
+                    let feeder = tokio::spawn(async move {
+                        for c in chunks {
+                            if tx.send(c).await.is_err() {
+                                return None;
+                            }
+                        }
+                        // Dropping `tx` ends the body; keeping it leaves the body open.
+                        (!close).then_some(tx)
+                    });
+                    (conn.send(ROUTE, &headers, body), Some(feeder))
+                }
+            };
+            let answer = tokio::time::timeout(ANSWER_WITHIN, answer)
+                .await
+                .unwrap_or_else(|_| panic!("{} ({way}): no answer", case.name));
+            assert_eq!(answer.status, case.status, "{} ({way})", case.name);
+            assert_eq!(answer.text(), case.answer, "{} ({way})", case.name);
+            let want_calls = usize::from(case.status == StatusCode::OK);
+            assert_eq!(calls.get(), want_calls, "{} ({way})", case.name);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_over_http() {
+    async fn on_callback(callback: QStashCallback<serde_json::Value, Layered>) -> String {
+        format!(
+            "{} {}",
+            callback.callback.status,
+            callback
+                .response()
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        )
+    }
+    let app = Router::new()
+        .route("/api/callback", post(on_callback))
+        .layer(QStashLayer::new(common::table_config()));
+    let addr = serve(app).await;
+    let mut conn = Connection::open(addr).await;
+    let url = format!("{BASE_URL}/api/callback");
+    let body = br#"{"status":201,"header":{"Content-Type":["application/json"]},"body":"eyJpZCI6N30=","retried":0,"maxRetries":3,"sourceMessageId":"msg_1","createdAt":1701198447054}"#;
+    let answer = conn
+        .send(
+            "/api/callback",
+            &headers_for(&url, body, "msg_cb"),
+            full(&body[..]),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), r#"201 {"id":7}"#);
+    let answer = conn
+        .send(
+            "/api/callback",
+            &headers_for(&url, b"[]", "msg_cb"),
+            full(&b"[]"[..]),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 489);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_route_with_query_behind_public_base_url() {
+    let inner = Router::new()
+        .route("/webhook", post(common::order_handler::<Layered>))
+        .layer(
+            QStashLayer::new(common::table_config())
+                .public_base_url("https://receiver.example.com"),
+        );
+    let calls = Calls::default();
+    let app = Router::new()
+        .nest("/api/v1", inner)
+        .layer(Extension(calls.clone()));
+    let addr = serve(app).await;
+    let mut conn = Connection::open(addr).await;
+    let body = br#"{"order":9}"#;
+    let target = "/api/v1/webhook?team=7&x=a%20b";
+    for (signed_for, status) in [
+        (
+            format!("https://receiver.example.com{target}"),
+            StatusCode::OK,
+        ),
+        (
+            format!("https://other.example.com{target}"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "https://receiver.example.com/webhook?team=7&x=a%20b".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "https://receiver.example.com/api/v1/webhook?team=8&x=a%20b".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ] {
+        let answer = conn
+            .send(
+                target,
+                &headers_for(&signed_for, body, "msg_nest"),
+                full(&body[..]),
+            )
+            .await;
+        assert_eq!(answer.status, status, "{signed_for}: {}", answer.text());
+    }
+    assert_eq!(calls.get(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_while_serving() {
+    const OLD_CURRENT: &str = "sig_rotation_old_current";
+    const OLD_NEXT: &str = "sig_rotation_old_next";
+    const NEW_NEXT: &str = "sig_rotation_new_next";
+    const REQUESTS: usize = 400;
+    const CONNECTIONS: usize = 4;
+
+    let verifier = Verifier::new(SigningKeys::new(OLD_CURRENT, OLD_NEXT).unwrap());
+    let calls = Calls::default();
+    let app = Router::new()
+        .route(ROUTE_PATH, post(common::order_handler::<Layered>))
+        .layer(QStashLayer::new(verifier.clone()))
+        .layer(Extension(calls.clone()));
+    let addr = serve(app).await;
+
+    // QStash signs with the old next key from the moment it is promoted; the receiver
+    // rotates while those deliveries stream in.
+    let signer = Signer::new(OLD_NEXT).unwrap();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (rotated_tx, rotated_rx) = tokio::sync::oneshot::channel();
+    let rotator = {
+        let answered = answered.clone();
+        let verifier = verifier.clone();
+        tokio::spawn(async move {
+            while answered.load(Ordering::SeqCst) < REQUESTS / 2 {
+                tokio::task::yield_now().await;
+            }
+            verifier.rotate(SigningKeys::new(OLD_NEXT, NEW_NEXT).unwrap());
+            let _ = rotated_tx.send(answered.load(Ordering::SeqCst));
+        })
+    };
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        let signer = signer.clone();
+        let answered = answered.clone();
+        clients.push(tokio::spawn(async move {
+            let mut conn = Connection::open(addr).await;
+            let mut refused = Vec::new();
+            for i in (c..REQUESTS).step_by(CONNECTIONS) {
+                let body = format!(r#"{{"order":{i}}}"#);
+                let id = format!("msg_rot_{i}");
+                let headers = signer.delivery_headers(&route_url(), body.as_bytes(), &id, 0);
+                let answer = conn.send(ROUTE, &headers, full(body)).await;
+                if answer.status != StatusCode::OK {
+                    refused.push((i, answer.status));
+                }
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            refused
+        }));
+    }
+    for client in clients {
+        assert_eq!(
+            client.await.unwrap(),
+            vec![],
+            "deliveries with valid tokens refused"
+        );
+    }
+    rotator.await.unwrap();
+    let rotated_at = rotated_rx.await.unwrap();
+    assert!(
+        rotated_at < REQUESTS,
+        "the rotation happened after the stream ended"
+    );
+    assert_eq!(calls.get(), REQUESTS);
+
+    // The rotation took effect: the old current key is gone, the new next key works.
+    let mut conn = Connection::open(addr).await;
+    for (key, status) in [
+        (OLD_CURRENT, StatusCode::UNAUTHORIZED),
+        (NEW_NEXT, StatusCode::OK),
+    ] {
+        let body = br#"{"order":1}"#;
+        let headers =
+            Signer::new(key)
+                .unwrap()
+                .delivery_headers(&route_url(), body, "msg_after", 0);
+        let answer = conn.send(ROUTE, &headers, full(&body[..])).await;
+        assert_eq!(answer.status, status, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_deliveries_over_64_connections() {
+    const DELIVERIES: usize = 1000;
+    const CONNECTIONS: usize = 64;
+
+    async fn slow_handler(
+        Extension(calls): Extension<Calls>,
+        q: tower_qstash::QStash<Order, Layered>,
+    ) -> String {
+        // Let other requests interleave with this one.
+        tokio::task::yield_now().await;
+        common::order_handler::<Layered>(Extension(calls), q).await
+    }
+    let calls = Calls::default();
+    let app = Router::new()
+        .route(ROUTE_PATH, post(slow_handler))
+        .layer(QStashLayer::new(common::table_config()))
+        .layer(Extension(calls.clone()));
+    let addr = serve(app).await;
+    let signer = Signer::new(CURRENT_KEY).unwrap();
+
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        let signer = signer.clone();
+        clients.push(tokio::spawn(async move {
+            let mut conn = Connection::open(addr).await;
+            let mut wrong = Vec::new();
+            let mut done = 0usize;
+            for i in (c..DELIVERIES).step_by(CONNECTIONS) {
+                let order = u32::try_from(i).unwrap();
+                let retried = order % 4;
+                let body = format!(r#"{{"order":{order}}}"#);
+                let id = format!("msg_{c}_{i}");
+                // Every tenth delivery is tampered with: it must be refused, alone.
+                let tampered = i % 10 == 7;
+                let headers = signer.delivery_headers(&route_url(), body.as_bytes(), &id, retried);
+                let sent = if tampered {
+                    format!(r#"{{"order":{}}}"#, order + 1)
+                } else {
+                    body
+                };
+                let answer = conn.send(ROUTE, &headers, full(sent)).await;
+                let want = if tampered {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid QStash signature".to_owned(),
+                    )
+                } else {
+                    let payload = Order {
+                        order,
+                        pad: String::new(),
+                    };
+                    (StatusCode::OK, handled_body(&id, retried, &payload))
+                };
+                if (answer.status, answer.text()) != want {
+                    wrong.push((i, answer.status, answer.text()));
+                }
+                done += 1;
+            }
+            (done, wrong)
+        }));
+    }
+    let mut total = 0;
+    for client in clients {
+        let (done, wrong) = tokio::time::timeout(Duration::from_secs(120), client)
+            .await
+            .expect("clients finish")
+            .unwrap();
+        assert_eq!(wrong, vec![], "misanswered deliveries");
+        total += done;
+    }
+    assert_eq!(total, DELIVERIES);
+    assert_eq!(calls.get(), DELIVERIES - DELIVERIES / 10);
+}
