@@ -1,0 +1,259 @@
+//! The middleware beyond the shared table: what handlers downstream see, what it leaves alone,
+//! and that extractors behind it do not verify again.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_qstash::{QStash, QStashConfig, QStashGuard, QStashRaw};
+use actix_web::http::StatusCode;
+use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, web};
+use qstash_receiver::{Claims, Delivery, MatchedKey, SigningKeys, Verifier};
+use qstash_test_cases::Order;
+use support::{config, signed};
+
+const BODY: &[u8] = br#"{"order":5}"#;
+const URL: &str = "https://app.example.com/hooks/orders?x=1";
+const TARGET: &str = "/hooks/orders?x=1";
+
+#[actix_web::test]
+async fn handlers_downstream_read_the_body_and_the_extensions() {
+    async fn json(
+        order: web::Json<Order>,
+        delivery: web::ReqData<Delivery>,
+        claims: web::ReqData<Claims>,
+    ) -> HttpResponse {
+        HttpResponse::Ok().body(format!(
+            "json {} {} {} {:?}",
+            order.order,
+            delivery.message_id,
+            delivery.retried,
+            claims.matched_key()
+        ))
+    }
+    async fn bytes(body: web::Bytes, req: HttpRequest) -> HttpResponse {
+        let id = req
+            .extensions()
+            .get::<Delivery>()
+            .unwrap()
+            .message_id
+            .clone();
+        HttpResponse::Ok().body(format!("bytes {} {id}", body.len()))
+    }
+    async fn payload(body: web::Payload) -> HttpResponse {
+        let bytes = body.to_bytes().await.unwrap();
+        HttpResponse::Ok().body(format!("payload {}", bytes.len()))
+    }
+    let app = init_service(
+        App::new().service(
+            web::scope("/hooks")
+                .wrap(QStashGuard::new(config()))
+                .route("/orders", web::post().to(json))
+                .route("/bytes", web::post().to(bytes))
+                .route("/payload", web::post().to(payload)),
+        ),
+    )
+    .await;
+    let cases = [
+        (
+            "web::Json + ReqData",
+            URL,
+            TARGET,
+            "json 5 msg_test 1 Current",
+        ),
+        (
+            "web::Bytes + extensions",
+            "https://app.example.com/hooks/bytes",
+            "/hooks/bytes",
+            "bytes 11 msg_test",
+        ),
+        (
+            "web::Payload",
+            "https://app.example.com/hooks/payload",
+            "/hooks/payload",
+            "payload 11",
+        ),
+    ];
+    for (name, url, target, want) in cases {
+        // `web::Json` wants a JSON content type; QStash passes on the publisher's.
+        let req = signed(url, target, BODY).insert_header(("content-type", "application/json"));
+        let res = call_service(&app, req.to_request()).await;
+        assert_eq!(res.status(), 200, "{name}");
+        assert_eq!(read_body(res).await, want, "{name}");
+    }
+}
+
+#[actix_web::test]
+async fn extractors_behind_the_guard_reuse_its_result() {
+    // The app's own configuration has keys that would refuse every request: the extractor
+    // can only succeed by taking the guard's result.
+    let wrong = QStashConfig::new(Verifier::new(
+        SigningKeys::new("sig_wrongcurrent", "sig_wrongnext").unwrap(),
+    ));
+    async fn typed(
+        QStash {
+            payload, claims, ..
+        }: QStash<Order>,
+    ) -> HttpResponse {
+        HttpResponse::Ok().body(format!("{} {:?}", payload.order, claims.matched_key()))
+    }
+    async fn raw(QStashRaw { body, delivery, .. }: QStashRaw) -> HttpResponse {
+        HttpResponse::Ok().body(format!("{} {}", body.len(), delivery.message_id))
+    }
+    let app = init_service(
+        App::new().app_data(wrong.clone()).service(
+            web::scope("/hooks")
+                .wrap(QStashGuard::new(config()))
+                .route("/orders", web::post().to(typed))
+                .route("/raw", web::post().to(raw)),
+        ),
+    )
+    .await;
+    let res = call_service(&app, signed(URL, TARGET, BODY).to_request()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(read_body(res).await, "5 Current");
+    let req = signed("https://app.example.com/hooks/raw", "/hooks/raw", BODY).to_request();
+    let res = call_service(&app, req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(read_body(res).await, "11 msg_test");
+
+    // Without the guard, the same app's extractor verifies with the wrong keys.
+    let app = init_service(
+        App::new()
+            .app_data(wrong)
+            .route("/hooks/orders", web::post().to(typed)),
+    )
+    .await;
+    let res = call_service(&app, signed(URL, TARGET, BODY).to_request()).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[actix_web::test]
+async fn the_guard_uses_its_own_payload_error_status() {
+    // The guard's 422 applies to the extractor behind it, not the app's default 489.
+    let app = init_service(
+        App::new().app_data(config()).service(
+            web::scope("/hooks")
+                .wrap(QStashGuard::new(
+                    config().payload_error_status(StatusCode::UNPROCESSABLE_ENTITY),
+                ))
+                .route("/orders", web::post().to(support::handle)),
+        ),
+    )
+    .await;
+    let res = call_service(&app, signed(URL, TARGET, b"{}").to_request()).await;
+    assert_eq!(res.status(), 422);
+    assert!(res.headers().get("upstash-nonretryable-error").is_none());
+}
+
+#[actix_web::test]
+async fn refused_requests_never_reach_the_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = {
+        let calls = calls.clone();
+        move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { HttpResponse::Ok().finish() }
+        }
+    };
+    let app = init_service(
+        App::new()
+            .wrap(QStashGuard::new(config()))
+            .route("/hooks/orders", web::post().to(counted)),
+    )
+    .await;
+    let no_message_id = {
+        let (req, _) = signed(URL, TARGET, BODY).to_http_parts();
+        let mut r = TestRequest::post().uri(TARGET).set_payload(BODY);
+        for (name, value) in req.headers() {
+            if name != "upstash-message-id" && name != "content-length" {
+                r = r.append_header((name.clone(), value.clone()));
+            }
+        }
+        r
+    };
+    let cases = [
+        (
+            "unsigned",
+            TestRequest::post().uri(TARGET).set_payload(BODY),
+            401,
+        ),
+        (
+            "tampered",
+            signed(URL, TARGET, BODY).set_payload(&b"{\"order\":6}"[..]),
+            401,
+        ),
+        ("too large", signed(URL, TARGET, &[b' '; 4097]), 413),
+        ("no message id", no_message_id, 489),
+    ];
+    for (name, req, status) in cases {
+        let res = call_service(&app, req.to_request()).await;
+        assert_eq!(res.status().as_u16(), status, "{name}");
+        assert_eq!(
+            res.headers().get("upstash-nonretryable-error").is_some(),
+            status == 489,
+            "{name}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let res = call_service(&app, signed(URL, TARGET, BODY).to_request()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[actix_web::test]
+async fn routes_outside_the_scope_are_left_alone() {
+    let app = init_service(
+        App::new()
+            .service(
+                web::scope("/hooks")
+                    .wrap(QStashGuard::new(config()))
+                    .route("/orders", web::post().to(HttpResponse::Ok)),
+            )
+            .route("/health", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let res = call_service(&app, TestRequest::get().uri("/health").to_request()).await;
+    assert_eq!(res.status(), 200);
+    let res = call_service(&app, TestRequest::post().uri("/hooks/orders").to_request()).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[actix_web::test]
+async fn the_error_handler_shapes_guard_refusals() {
+    let app = init_service(
+        App::new().service(
+            web::scope("/hooks")
+                .wrap(QStashGuard::new(config().error_handler(|err, _req| {
+                    actix_web::error::InternalError::new(
+                        format!("refused: {}", err.reason()),
+                        StatusCode::FORBIDDEN,
+                    )
+                    .into()
+                })))
+                .route("/orders", web::post().to(HttpResponse::Ok)),
+        ),
+    )
+    .await;
+    let res = call_service(&app, TestRequest::post().uri(TARGET).to_request()).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(read_body(res).await, "refused: missing_signature");
+}
+
+#[actix_web::test]
+async fn the_next_key_is_reported() {
+    async fn which(claims: web::ReqData<Claims>) -> HttpResponse {
+        HttpResponse::Ok().body(format!("{:?}", claims.matched_key()))
+    }
+    let app = init_service(
+        App::new()
+            .wrap(QStashGuard::new(config()))
+            .route("/hooks/orders", web::post().to(which)),
+    )
+    .await;
+    let req = support::signed_with(qstash_test_cases::NEXT_KEY, URL, TARGET, BODY);
+    let res = call_service(&app, req.to_request()).await;
+    assert_eq!(read_body(res).await, format!("{:?}", MatchedKey::Next));
+}
