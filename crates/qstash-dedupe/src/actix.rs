@@ -1,0 +1,156 @@
+//! [`DedupeGuard`]: the actix-web middleware.
+
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::body::EitherBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode as ActixStatus;
+use actix_web::http::header::{HeaderName as ActixName, HeaderValue as ActixValue};
+use actix_web::{Error, HttpMessage as _, HttpResponse};
+use qstash_receiver::{Claims, Delivery};
+
+use crate::deduplicator::{Answer, Decision, Deduplicator};
+use crate::memory::MemoryStore;
+use crate::store::DedupeStore;
+
+/// Middleware that runs the wrapped scope or app once per QStash message id; the actix-web
+/// twin of `DedupeLayer` (feature `tower`), with the same answers (see
+/// [`Deduplicator::begin`]).
+///
+/// It reads the [`Delivery`] and [`Claims`] that actix-qstash's `QStashGuard` put in the
+/// request extensions, so the verification must run first: in actix-web the last `.wrap`
+/// is the outermost, so wrap the `DedupeGuard` *before* the `QStashGuard`:
+///
+/// ```text
+/// web::scope("/qstash")
+///     .wrap(DedupeGuard::new(dedupe))   // inner: runs second
+///     .wrap(QStashGuard::new(config))   // outer: verifies first
+/// ```
+///
+/// The handler's status decides: 2xx marks the message done, anything else (an `Err` from
+/// the inner service by its error's status) releases the mark.
+#[derive(Debug)]
+#[must_use]
+pub struct DedupeGuard<St = MemoryStore> {
+    dedupe: Deduplicator<St>,
+}
+
+// By hand: a derive would require `St: Clone`, but clones share the store through an `Arc`.
+impl<St> Clone for DedupeGuard<St> {
+    fn clone(&self) -> Self {
+        Self::new(self.dedupe.clone())
+    }
+}
+
+impl Default for DedupeGuard<MemoryStore> {
+    /// Over a fresh [`MemoryStore`] with the defaults.
+    fn default() -> Self {
+        Self::new(Deduplicator::default())
+    }
+}
+
+impl<St> DedupeGuard<St> {
+    /// A guard applying `dedupe`.
+    pub const fn new(dedupe: Deduplicator<St>) -> Self {
+        Self { dedupe }
+    }
+
+    /// The deduplicator.
+    #[must_use]
+    pub const fn deduplicator(&self) -> &Deduplicator<St> {
+        &self.dedupe
+    }
+}
+
+impl<S, B, St> Transform<S, ServiceRequest> for DedupeGuard<St>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+    St: DedupeStore,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = DedupeMiddleware<S, St>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(DedupeMiddleware {
+            service: Rc::new(service),
+            dedupe: self.dedupe.clone(),
+        }))
+    }
+}
+
+/// The service [`DedupeGuard`] wraps around the inner one.
+#[derive(Debug)]
+pub struct DedupeMiddleware<S, St = MemoryStore> {
+    service: Rc<S>,
+    dedupe: Deduplicator<St>,
+}
+
+impl<S, B, St> Service<ServiceRequest> for DedupeMiddleware<S, St>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+    St: DedupeStore,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    // Boxed, as every actix middleware that awaits something before calling the inner
+    // service: the store's futures cannot be named.
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let dedupe = self.dedupe.clone();
+        Box::pin(async move {
+            let (delivery, claims) = {
+                let extensions = req.extensions();
+                (
+                    extensions.get::<Delivery>().cloned(),
+                    extensions.get::<Claims>().cloned(),
+                )
+            };
+            match dedupe.begin(delivery.as_ref(), claims.as_ref()).await {
+                Decision::Answer(answer) => {
+                    Ok(req.into_response(answer_response(&answer).map_into_right_body()))
+                }
+                Decision::Run(attempt) => match service.call(req).await {
+                    Ok(response) => {
+                        dedupe.finish(attempt, to_http(response.status())).await;
+                        Ok(response.map_into_left_body())
+                    }
+                    Err(error) => {
+                        let status = error.as_response_error().status_code();
+                        dedupe.finish(attempt, to_http(status)).await;
+                        Err(error)
+                    }
+                },
+            }
+        })
+    }
+}
+
+fn to_http(status: ActixStatus) -> http::StatusCode {
+    http::StatusCode::from_u16(status.as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn answer_response(answer: &Answer) -> HttpResponse {
+    let status = ActixStatus::from_u16(answer.status().as_u16())
+        .unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in answer.headers() {
+        if let (Ok(name), Ok(value)) = (
+            ActixName::from_bytes(name.as_str().as_bytes()),
+            ActixValue::from_bytes(value.as_bytes()),
+        ) {
+            builder.insert_header((name, value));
+        }
+    }
+    builder.body(answer.body())
+}

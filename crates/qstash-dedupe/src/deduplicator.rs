@@ -1,0 +1,665 @@
+//! [`Deduplicator`]: the framework-free policy the layers apply.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use qstash_receiver::{Claims, Delivery};
+
+use crate::memory::MemoryStore;
+use crate::replay::{ReplayError, ReplayGuard};
+use crate::store::{Begin, DedupeStore, Settled, StoreError};
+
+/// The response header that marks an answer given instead of running the handler:
+/// `X-QStash-Duplicate: true`, on the 200 for a message already handled and on the 409 for
+/// one still in progress.
+///
+/// Not an `Upstash-*` name: that prefix is QStash's own namespace, and QStash already reads
+/// one response header from it (`Upstash-NonRetryable-Error`); a header of ours there could
+/// collide with one QStash defines later.
+pub const DUPLICATE_HEADER: &str = "x-qstash-duplicate";
+
+/// How long a first delivery holds its in-progress mark by default: 60 seconds.
+///
+/// The lease must outlast the handler: a handler still running when its lease expires can
+/// be run a second time by a retry. It is also how long a message stays blocked when the
+/// process dies mid-handler (the mark cannot be released then), so it should not be much
+/// longer than the slowest handler. Set it with [`Deduplicator::lease`].
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How long a message stays marked done by default: 24 hours.
+///
+/// A duplicate of a handled message comes from a retry QStash scheduled because it did not
+/// see the 2xx (lost response, time-out), so the mark must outlive the rest of the retry
+/// schedule. QStash's default of 3 retries spans e^2.5 + e^5 + e^7.5 s ≈ 12 s + 148 s +
+/// 1808 s ≈ 33 minutes; 24 hours covers that some 40 times over, and every schedule of up
+/// to 4 retries (≈ 6.7 hours). A fifth and later retries each wait a full day (the backoff
+/// cap): with more retries, set [`Deduplicator::retention`] to [`retry_schedule_span`] of
+/// your retry count, plus the handler's time-out. Memory and Redis space grow with
+/// retention × message rate, which is why the default is not longer.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The delay QStash's default backoff waits before retry number `n` (1 for the first retry):
+/// `min(86400, e^(2.5 n))` seconds.
+#[must_use]
+pub fn qstash_backoff(n: u32) -> Duration {
+    const CAP_SECS: f64 = 86_400.0;
+    // e^(2.5 n) passes the cap at n = 5; stop computing before f64 could overflow.
+    let secs = if n >= 5 {
+        CAP_SECS
+    } else {
+        (2.5 * f64::from(n)).exp().min(CAP_SECS)
+    };
+    Duration::from_secs_f64(secs)
+}
+
+/// How long QStash's default schedule of `retries` retries lasts from the first attempt to
+/// the last: the sum of [`qstash_backoff`] for 1..=`retries`. A good lower bound for the
+/// [retention](Deduplicator::retention) when you publish with `Upstash-Retries: retries`.
+#[must_use]
+pub fn retry_schedule_span(retries: u32) -> Duration {
+    (1..=retries).map(qstash_backoff).sum()
+}
+
+/// What to do when the store fails (cannot be reached, times out, is full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreFailure {
+    /// Answer 503 with `Retry-After` and do not run the handler: QStash retries, nothing is
+    /// lost, nothing runs twice. The default.
+    #[default]
+    FailClosed,
+    /// Run the handler without a mark: availability over exactly-once. A duplicate arriving
+    /// while the store is down runs the handler again.
+    FailOpen,
+}
+
+/// The `Retry-After` sent with 503 when the store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RetryAfter {
+    /// What QStash's default backoff would wait anyway before the next retry, from the
+    /// delivery's `Upstash-Retried` (12 s, 148 s, 1808 s, …, at most a day). The default.
+    ///
+    /// QStash replaces its backoff with `Retry-After` and every answer uses up one retry, so
+    /// a short fixed value would spend the default 3 retries within seconds of a store
+    /// outage and send the message to the dead-letter queue; this keeps the ~33 minutes the
+    /// default schedule rides out.
+    #[default]
+    Backoff,
+    /// A fixed delay (whole seconds, rounded up).
+    Fixed(Duration),
+}
+
+/// Deduplicates QStash deliveries by message id over a [`DedupeStore`]; the policy behind
+/// `DedupeLayer` (feature `tower`) and `DedupeGuard` (feature `actix`), usable from
+/// any framework through [`begin`](Self::begin) and [`finish`](Self::finish).
+///
+/// Cheap to clone: clones share the store.
+pub struct Deduplicator<St = MemoryStore> {
+    store: Arc<St>,
+    lease: Duration,
+    retention: Duration,
+    on_store_failure: StoreFailure,
+    store_retry_after: RetryAfter,
+    replay: Option<ReplayGuard<St>>,
+    clock_tolerance: Duration,
+}
+
+impl<St> Clone for Deduplicator<St> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            lease: self.lease,
+            retention: self.retention,
+            on_store_failure: self.on_store_failure,
+            store_retry_after: self.store_retry_after,
+            replay: self.replay.clone(),
+            clock_tolerance: self.clock_tolerance,
+        }
+    }
+}
+
+impl<St: fmt::Debug> fmt::Debug for Deduplicator<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deduplicator")
+            .field("store", &self.store)
+            .field("lease", &self.lease)
+            .field("retention", &self.retention)
+            .field("on_store_failure", &self.on_store_failure)
+            .field("store_retry_after", &self.store_retry_after)
+            .field("replay_guard", &self.replay.is_some())
+            .field("clock_tolerance", &self.clock_tolerance)
+            .finish()
+    }
+}
+
+impl Default for Deduplicator<MemoryStore> {
+    fn default() -> Self {
+        Self::new(MemoryStore::new())
+    }
+}
+
+impl<St> Deduplicator<St> {
+    /// A deduplicator over `store` with the default lease, retention and failure policy.
+    #[must_use]
+    pub fn new(store: St) -> Self {
+        Self {
+            store: Arc::new(store),
+            lease: DEFAULT_LEASE,
+            retention: DEFAULT_RETENTION,
+            on_store_failure: StoreFailure::FailClosed,
+            store_retry_after: RetryAfter::Backoff,
+            replay: None,
+            clock_tolerance: Duration::ZERO,
+        }
+    }
+
+    /// How long a first delivery holds its in-progress mark. Defaults to [`DEFAULT_LEASE`]
+    /// (60 seconds); at least 1 second.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long a handled message stays marked done. Defaults to [`DEFAULT_RETENTION`]
+    /// (24 hours).
+    #[must_use]
+    pub const fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// What to do when the store fails. Defaults to [`StoreFailure::FailClosed`].
+    #[must_use]
+    pub const fn on_store_failure(mut self, policy: StoreFailure) -> Self {
+        self.on_store_failure = policy;
+        self
+    }
+
+    /// The `Retry-After` of the 503 sent when the store fails. Defaults to
+    /// [`RetryAfter::Backoff`].
+    #[must_use]
+    pub const fn store_retry_after(mut self, retry_after: RetryAfter) -> Self {
+        self.store_retry_after = retry_after;
+        self
+    }
+
+    /// Also refuse (401) a token whose `jti` was seen before within its validity window, in
+    /// the same store (keys `jti:<token id>`), and a token without a `jti`. Off by default.
+    /// See [`ReplayGuard`].
+    #[must_use]
+    pub fn replay_guard(mut self, enabled: bool) -> Self {
+        self.replay = enabled.then(|| {
+            ReplayGuard::shared(Arc::clone(&self.store)).clock_tolerance(self.clock_tolerance)
+        });
+        self
+    }
+
+    /// The verifier's clock tolerance: the replay guard keeps a `jti` that much past the
+    /// token's `exp`. Defaults to 0 seconds.
+    #[must_use]
+    pub fn clock_tolerance(mut self, tolerance: Duration) -> Self {
+        self.clock_tolerance = tolerance;
+        self.replay = self.replay.map(|guard| guard.clock_tolerance(tolerance));
+        self
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    /// The lease.
+    #[must_use]
+    pub const fn lease_time(&self) -> Duration {
+        self.lease
+    }
+
+    /// The retention.
+    #[must_use]
+    pub const fn retention_time(&self) -> Duration {
+        self.retention
+    }
+}
+
+/// What [`Deduplicator::begin`] decided.
+#[derive(Debug)]
+#[must_use]
+pub enum Decision {
+    /// Run the handler, then hand its status to [`Deduplicator::finish`].
+    Run(Attempt),
+    /// Do not run the handler: send this answer.
+    Answer(Answer),
+}
+
+/// A delivery whose handler may run. Hand it back to [`Deduplicator::finish`] or
+/// [`Deduplicator::fail`]; dropped without that (the request was cancelled, the handler
+/// panicked), its mark stays in progress until the lease expires and a `warn` event says so.
+#[must_use]
+pub struct Attempt {
+    message_id: String,
+    key: String,
+    /// `None` once settled, or when running without a mark (fail-open).
+    owner: Option<String>,
+}
+
+impl fmt::Debug for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attempt")
+            .field("message_id", &self.message_id)
+            .field("marked", &self.owner.is_some())
+            .finish()
+    }
+}
+
+impl Attempt {
+    /// The delivery's message id.
+    #[must_use]
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+
+    /// Whether the message is marked in progress for this attempt (false when the store
+    /// failed and the policy is fail-open).
+    #[must_use]
+    pub const fn is_marked(&self) -> bool {
+        self.owner.is_some()
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.owner.is_some() {
+            tracing::warn!(
+                message_id = %self.message_id,
+                "dedupe: request dropped before the handler finished (cancelled or panicked); \
+                 the message stays marked in progress until its lease expires"
+            );
+        }
+    }
+}
+
+/// Why the handler was not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AnswerKind {
+    /// The message was handled already: 200 with [`DUPLICATE_HEADER`].
+    Duplicate,
+    /// Another attempt is running the handler: 409 with `Retry-After` (the rest of its
+    /// lease) and [`DUPLICATE_HEADER`].
+    InProgress,
+    /// The store failed (fail-closed): 503 with `Retry-After`.
+    StoreUnavailable,
+    /// The replay guard saw this token before, or it has no `jti`: 401.
+    Replayed,
+    /// No verified [`Delivery`] (or, with the replay guard, no [`Claims`]) in the request:
+    /// the dedupe layer is not behind the QStash verification. 500.
+    NotVerified,
+}
+
+/// An answer given instead of running the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    kind: AnswerKind,
+    retry_after_secs: Option<u64>,
+}
+
+impl Answer {
+    const fn new(kind: AnswerKind) -> Self {
+        Self {
+            kind,
+            retry_after_secs: None,
+        }
+    }
+
+    const fn retry_after(kind: AnswerKind, secs: u64) -> Self {
+        Self {
+            kind,
+            retry_after_secs: Some(secs),
+        }
+    }
+
+    /// Why the handler was not run.
+    #[must_use]
+    pub const fn kind(&self) -> AnswerKind {
+        self.kind
+    }
+
+    /// The status to answer with.
+    #[must_use]
+    pub const fn status(&self) -> StatusCode {
+        match self.kind {
+            AnswerKind::Duplicate => StatusCode::OK,
+            AnswerKind::InProgress => StatusCode::CONFLICT,
+            AnswerKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AnswerKind::Replayed => StatusCode::UNAUTHORIZED,
+            AnswerKind::NotVerified => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `Retry-After` value in seconds, if any.
+    #[must_use]
+    pub const fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+
+    /// A short plain-text body.
+    #[must_use]
+    pub const fn body(&self) -> &'static str {
+        match self.kind {
+            AnswerKind::Duplicate => "duplicate delivery: message already handled\n",
+            AnswerKind::InProgress => "duplicate delivery: message being handled, retry later\n",
+            AnswerKind::StoreUnavailable => "dedupe store unavailable, retry later\n",
+            AnswerKind::Replayed => "unauthorized\n",
+            AnswerKind::NotVerified => "internal server error\n",
+        }
+    }
+
+    /// The headers to send: `Retry-After`, [`DUPLICATE_HEADER`], `Content-Type`.
+    pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + use<> {
+        let duplicate =
+            matches!(self.kind, AnswerKind::Duplicate | AnswerKind::InProgress).then(|| {
+                (
+                    HeaderName::from_static(DUPLICATE_HEADER),
+                    HeaderValue::from_static("true"),
+                )
+            });
+        let retry_after = self
+            .retry_after_secs
+            .map(|secs| (http::header::RETRY_AFTER, HeaderValue::from(secs)));
+        let content_type = (
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        duplicate
+            .into_iter()
+            .chain(retry_after)
+            .chain(std::iter::once(content_type))
+    }
+}
+
+impl<St: DedupeStore> Deduplicator<St> {
+    /// Decides whether this delivery's handler runs: marks its message id in progress for the
+    /// lease when it is new, and answers duplicates, store failures, replays and requests that
+    /// were not verified. Pass the [`Delivery`] and [`Claims`] the QStash verification put in
+    /// the request's extensions.
+    ///
+    /// Every answer is logged through `tracing` with the message id and the reason.
+    pub async fn begin(&self, delivery: Option<&Delivery>, claims: Option<&Claims>) -> Decision {
+        let Some(delivery) = delivery else {
+            tracing::error!(
+                "dedupe: the request has no verified QStash `Delivery` in its extensions: the \
+                 dedupe layer must sit behind the QStash verification (tower-qstash's \
+                 QStashLayer as the outer layer, actix-qstash's QStashGuard wrapped after the \
+                 DedupeGuard); answering 500"
+            );
+            return Decision::Answer(Answer::new(AnswerKind::NotVerified));
+        };
+        let message_id = delivery.message_id.as_str();
+        if let Some(guard) = &self.replay {
+            let Some(claims) = claims else {
+                tracing::error!(
+                    message_id,
+                    "dedupe: the replay guard is on but the request has no verified QStash \
+                     `Claims` in its extensions: the dedupe layer must sit behind the QStash \
+                     verification; answering 500"
+                );
+                return Decision::Answer(Answer::new(AnswerKind::NotVerified));
+            };
+            match guard.check(claims).await {
+                Ok(()) => {}
+                Err(ReplayError::Store(error)) => {
+                    if let Some(answer) = self.store_failed(delivery, "replay check", &error) {
+                        return Decision::Answer(answer);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(message_id, reason = %error, "dedupe: token refused, answering 401");
+                    return Decision::Answer(Answer::new(AnswerKind::Replayed));
+                }
+            }
+        }
+
+        let key = format!("msg:{message_id}");
+        let owner = qstash_receiver::new_id("lease_");
+        match self.store.begin(&key, &owner, self.lease).await {
+            Ok(Begin::Started) => {
+                tracing::debug!(message_id, "dedupe: first delivery, running the handler");
+                Decision::Run(Attempt {
+                    message_id: message_id.to_owned(),
+                    key,
+                    owner: Some(owner),
+                })
+            }
+            Ok(Begin::InProgress { remaining }) => {
+                let lease = ceil_secs(self.lease);
+                let secs = remaining.map_or(lease, ceil_secs).clamp(1, lease);
+                tracing::debug!(
+                    message_id,
+                    retry_after = secs,
+                    "dedupe: duplicate while the first delivery is in progress, answering 409"
+                );
+                Decision::Answer(Answer::retry_after(AnswerKind::InProgress, secs))
+            }
+            Ok(Begin::Done) => {
+                tracing::debug!(
+                    message_id,
+                    "dedupe: duplicate of a handled message, answering 200 without running the handler"
+                );
+                Decision::Answer(Answer::new(AnswerKind::Duplicate))
+            }
+            Err(error) => match self.store_failed(delivery, "begin", &error) {
+                Some(answer) => Decision::Answer(answer),
+                None => Decision::Run(Attempt {
+                    message_id: message_id.to_owned(),
+                    key,
+                    owner: None,
+                }),
+            },
+        }
+    }
+
+    /// The answer to a store failure, or `None` to run the handler (fail-open).
+    fn store_failed(
+        &self,
+        delivery: &Delivery,
+        during: &str,
+        error: &StoreError,
+    ) -> Option<Answer> {
+        let message_id = delivery.message_id.as_str();
+        match self.on_store_failure {
+            StoreFailure::FailClosed => {
+                let secs = match self.store_retry_after {
+                    // Whole seconds as QStash's table gives them (12 s, 148 s, ...).
+                    RetryAfter::Backoff => {
+                        qstash_backoff(delivery.retried.saturating_add(1)).as_secs()
+                    }
+                    RetryAfter::Fixed(delay) => ceil_secs(delay),
+                };
+                tracing::error!(
+                    message_id,
+                    during,
+                    %error,
+                    retry_after = secs,
+                    "dedupe: store failed, answering 503 without running the handler (fail-closed)"
+                );
+                Some(Answer::retry_after(AnswerKind::StoreUnavailable, secs))
+            }
+            StoreFailure::FailOpen => {
+                tracing::warn!(
+                    message_id,
+                    during,
+                    %error,
+                    "dedupe: store failed, running the handler without a mark (fail-open): a \
+                     duplicate may run it again"
+                );
+                None
+            }
+        }
+    }
+
+    /// Settles an attempt with the handler's status: a 2xx marks the message done for the
+    /// retention; anything else (489 included) releases the mark so that QStash's retry (or a
+    /// manual retry from the dead-letter queue) runs the handler again.
+    ///
+    /// Never fails: a store failure here is logged, and the handler's answer stands (turning
+    /// a handled 2xx into an error would make QStash retry a message that was handled).
+    pub async fn finish(&self, attempt: Attempt, status: StatusCode) {
+        if status.is_success() {
+            self.complete(attempt).await;
+        } else {
+            self.release(attempt, Some(status)).await;
+        }
+    }
+
+    /// Settles an attempt whose handler failed without a status (an error from the inner
+    /// service): releases the mark.
+    pub async fn fail(&self, attempt: Attempt) {
+        self.release(attempt, None).await;
+    }
+
+    async fn complete(&self, mut attempt: Attempt) {
+        let Some(owner) = attempt.owner.take() else {
+            return;
+        };
+        let message_id = attempt.message_id.as_str();
+        match self
+            .store
+            .complete(&attempt.key, &owner, self.retention)
+            .await
+        {
+            Ok(Settled::Applied) => {
+                tracing::debug!(message_id, "dedupe: handled, marked done");
+            }
+            Ok(Settled::NotOwner) => tracing::warn!(
+                message_id,
+                "dedupe: the handler outlived its lease and another attempt took the message \
+                 over (or finished it): the handler may have run twice; raise the lease"
+            ),
+            Err(error) => tracing::error!(
+                message_id,
+                %error,
+                "dedupe: handled, but the done mark could not be stored: a duplicate will run \
+                 the handler again once the lease expires"
+            ),
+        }
+    }
+
+    async fn release(&self, mut attempt: Attempt, status: Option<StatusCode>) {
+        let Some(owner) = attempt.owner.take() else {
+            return;
+        };
+        let message_id = attempt.message_id.as_str();
+        let status = status.map(|s| s.as_u16());
+        match self.store.release(&attempt.key, &owner).await {
+            Ok(Settled::Applied) => {
+                tracing::debug!(message_id, status, "dedupe: handler failed, mark released");
+            }
+            Ok(Settled::NotOwner) => tracing::warn!(
+                message_id,
+                status,
+                "dedupe: handler failed after its lease expired; nothing to release"
+            ),
+            Err(error) => tracing::error!(
+                message_id,
+                status,
+                %error,
+                "dedupe: handler failed and its mark could not be released: retries get 409 \
+                 until the lease expires"
+            ),
+        }
+    }
+}
+
+/// Whole seconds, rounded up.
+fn ceil_secs(duration: Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_qstash_table() {
+        // The table in QStash's retry docs: 12s, 2m28s, 30m8s, 6h7m6s, 24h, 24h.
+        let want = [12, 148, 1808, 22_026, 86_400, 86_400];
+        for (n, secs) in (1..).zip(want) {
+            assert_eq!(qstash_backoff(n).as_secs(), secs, "retry {n}");
+        }
+        assert_eq!(qstash_backoff(1000).as_secs(), 86_400);
+    }
+
+    #[test]
+    fn default_retention_covers_the_default_schedule() {
+        let three = retry_schedule_span(3);
+        assert_eq!(three.as_secs() / 60, 32, "≈ 33 minutes");
+        assert!(DEFAULT_RETENTION > retry_schedule_span(4));
+        assert!(DEFAULT_RETENTION < retry_schedule_span(5));
+        assert_eq!(retry_schedule_span(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn answers_have_their_status_and_headers() {
+        type Case = (
+            &'static str,
+            Answer,
+            u16,
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: [Case; 5] = [
+            (
+                "duplicate",
+                Answer::new(AnswerKind::Duplicate),
+                200,
+                &[("x-qstash-duplicate", "true")],
+            ),
+            (
+                "in progress",
+                Answer::retry_after(AnswerKind::InProgress, 7),
+                409,
+                &[("x-qstash-duplicate", "true"), ("retry-after", "7")],
+            ),
+            (
+                "store unavailable",
+                Answer::retry_after(AnswerKind::StoreUnavailable, 12),
+                503,
+                &[("retry-after", "12")],
+            ),
+            ("replayed", Answer::new(AnswerKind::Replayed), 401, &[]),
+            (
+                "not verified",
+                Answer::new(AnswerKind::NotVerified),
+                500,
+                &[],
+            ),
+        ];
+        for (name, answer, status, headers) in cases {
+            assert_eq!(answer.status().as_u16(), status, "{name}");
+            let got: Vec<(String, String)> = answer
+                .headers()
+                .filter(|(n, _)| *n != http::header::CONTENT_TYPE)
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            let want: Vec<(String, String)> = headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(ceil_secs(Duration::from_millis(2001)), 3);
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+    }
+}

@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+#[cfg(feature = "actix")]
+mod actix;
+mod deduplicator;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+mod replay;
+mod store;
+#[cfg(feature = "tower")]
+mod tower;
+
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub use crate::actix::{DedupeGuard, DedupeMiddleware};
+pub use crate::deduplicator::{
+    Answer, AnswerKind, Attempt, DEFAULT_LEASE, DEFAULT_RETENTION, DUPLICATE_HEADER, Decision,
+    Deduplicator, RetryAfter, StoreFailure, qstash_backoff, retry_schedule_span,
+};
+pub use crate::memory::{Clock, DEFAULT_CAPACITY, MemoryStore, SystemClock};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use crate::redis::{
+    DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT, REDIS_URL_ENV, RedisStore, RedisStoreBuilder,
+};
+pub use crate::replay::{ReplayError, ReplayGuard};
+pub use crate::store::{Begin, DedupeStore, Settled, StoreError, StoreErrorKind};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use crate::tower::{Dedupe, DedupeLayer, ResponseBody, ResponseFuture};

@@ -1,0 +1,120 @@
+//! [`ReplayGuard`]: refuse a token whose `jti` was seen before.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use qstash_receiver::Claims;
+
+use crate::memory::MemoryStore;
+use crate::store::{Begin, DedupeStore, StoreError};
+
+/// Refuses a QStash token whose `jti` was already seen within its validity window.
+///
+/// QStash signs every attempt anew, with a fresh `jti`, so a `jti` seen twice means someone
+/// re-sent a captured request. The signature alone does not catch that: a captured request
+/// verifies until its `exp`, and the `Upstash-Message-Id` header is not signed, so a replay
+/// with a changed message id would also get past the message-id dedupe. The guard keeps each
+/// `jti` (as the store key `jti:<token id>`) for `exp - now` plus the clock tolerance, the
+/// only time in which the token can verify at all, so the store holds at most five minutes
+/// of token ids.
+///
+/// Used by [`Deduplicator::replay_guard`](crate::Deduplicator::replay_guard) inside the
+/// layers, or on its own with the verified [`Claims`] of any framework.
+pub struct ReplayGuard<St = MemoryStore> {
+    store: Arc<St>,
+    tolerance: Duration,
+}
+
+impl<St> Clone for ReplayGuard<St> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            tolerance: self.tolerance,
+        }
+    }
+}
+
+impl<St: fmt::Debug> fmt::Debug for ReplayGuard<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplayGuard")
+            .field("store", &self.store)
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
+}
+
+/// Why [`ReplayGuard::check`] refused a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The token's `jti` was seen before: a replay.
+    #[error("token id seen before (replayed token)")]
+    Replayed,
+    /// The token has no `jti` claim, so it cannot be checked (QStash always sends one).
+    #[error("token has no `jti` claim")]
+    MissingTokenId,
+    /// The store failed; nothing is known about the token.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<St> ReplayGuard<St> {
+    /// A guard over `store`, with a clock tolerance of 0 seconds.
+    #[must_use]
+    pub fn new(store: St) -> Self {
+        Self::shared(Arc::new(store))
+    }
+
+    pub(crate) const fn shared(store: Arc<St>) -> Self {
+        Self {
+            store,
+            tolerance: Duration::ZERO,
+        }
+    }
+
+    /// The verifier's clock tolerance: a `jti` is kept that much past `exp`. Defaults to
+    /// 0 seconds.
+    #[must_use]
+    pub const fn clock_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+}
+
+impl<St: DedupeStore> ReplayGuard<St> {
+    /// Records the token's `jti`, refusing it if it was recorded before. Call it only with
+    /// the claims of a verified token.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplayError::Replayed`], [`ReplayError::MissingTokenId`], or the store's failure.
+    pub async fn check(&self, claims: &Claims) -> Result<(), ReplayError> {
+        self.check_at(claims, unix_now()).await
+    }
+
+    /// [`check`](Self::check) at `now` (unix seconds).
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check).
+    pub async fn check_at(&self, claims: &Claims, now: i64) -> Result<(), ReplayError> {
+        let jti = claims.token_id().ok_or(ReplayError::MissingTokenId)?;
+        let left = claims.expires_at().saturating_sub(now).max(0);
+        let keep = Duration::from_secs(left.unsigned_abs())
+            .saturating_add(self.tolerance)
+            .max(Duration::from_secs(1));
+        let key = format!("jti:{jti}");
+        let owner = qstash_receiver::new_id("seen_");
+        match self.store.begin(&key, &owner, keep).await? {
+            Begin::Started => Ok(()),
+            Begin::InProgress { .. } | Begin::Done => Err(ReplayError::Replayed),
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
