@@ -94,6 +94,7 @@ fn over_http(c: &mut Criterion) {
     let handle = server.handle();
     system.block_on(async { drop(actix_web::rt::spawn(server)) });
 
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONNECTIONS as usize)
         .build()

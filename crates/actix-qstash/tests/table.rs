@@ -74,7 +74,7 @@ async fn guard_with_init_service() {
 /// Both over real HTTP: one server each, one keep-alive client.
 #[actix_web::test]
 async fn real_server() {
-    let client = reqwest::Client::new();
+    let client = support::client();
     for (how, server) in [
         ("extractor over HTTP", Server::start(extractor_app)),
         ("guard over HTTP", Server::start(guard_app)),

@@ -248,6 +248,13 @@ impl Server {
     }
 }
 
+/// A reqwest client. Installs rustls' `ring` provider first: in a workspace build, reqwest's
+/// rustls support is switched on by the CLI's `https` feature without a default provider.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Sends `case` to `server` with reqwest.
 pub async fn send(client: &reqwest::Client, server: &Server, case: &Case) -> Answer {
     let mut req = client.post(server.url(&case.target));
