@@ -9,54 +9,16 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+
+use common::{CURRENT, JwtVerifier, NEXT, URL};
 use hmac::{Hmac, KeyInit, Mac};
 use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
 use sha2::{Digest, Sha256};
 
-const CURRENT: &str = "sig_3nj4aiyJ2JojDnQ1RRodpYubZAZxAJxNfQcRSKPwVUNbueYk2o";
-const NEXT: &str = "sig_31zVqmL3s7Eo1vpu1jRSMpaetJXvAT3RvNcfoGUp1Toii8fsQE";
-const URL: &str = "https://qstash-receiver.example.com/api/webhooks/qstash";
-
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
-}
-
-/// The same checks with `jsonwebtoken` (HS256 only, required `exp`/`nbf`/`iss`/`sub`, issuer,
-/// subject), plus the body hash it does not know; current key, then next.
-struct JwtVerifier {
-    keys: [jsonwebtoken::DecodingKey; 2],
-    validation: jsonwebtoken::Validation,
-}
-
-#[derive(serde::Deserialize)]
-struct BodyClaim {
-    body: String,
-}
-
-impl JwtVerifier {
-    fn new() -> Self {
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
-        validation.set_issuer(&["Upstash"]);
-        validation.sub = Some(URL.to_owned());
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        let key = |k: &str| jsonwebtoken::DecodingKey::from_secret(k.as_bytes()).unwrap();
-        Self {
-            keys: [key(CURRENT), key(NEXT)],
-            validation,
-        }
-    }
-
-    fn verify(&self, token: &str, body: &[u8]) -> bool {
-        self.keys.iter().any(|key| {
-            jsonwebtoken::decode::<BodyClaim>(token, key, &self.validation).is_ok_and(|data| {
-                data.claims.body.trim_end_matches('=')
-                    == qstash_receiver::body_hash(body).trim_end_matches('=')
-            })
-        })
-    }
 }
 
 fn main() {

@@ -6,62 +6,15 @@
 #![allow(clippy::unwrap_used, missing_docs)] // a benchmark: a failed set-up should stop it loudly
 
 use std::hint::black_box;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+mod common;
+
+use common::{CURRENT, JwtVerifier, NEXT, URL, now};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
-use qstash_receiver::{Signer, SigningKeys, Subject, Verifier, body_hash};
+use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
 use sha2::{Digest, Sha256};
-
-const CURRENT: &str = "sig_3nj4aiyJ2JojDnQ1RRodpYubZAZxAJxNfQcRSKPwVUNbueYk2o";
-const NEXT: &str = "sig_31zVqmL3s7Eo1vpu1jRSMpaetJXvAT3RvNcfoGUp1Toii8fsQE";
-const URL: &str = "https://qstash-receiver.example.com/api/webhooks/qstash";
-
-fn now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
-/// The same checks with `jsonwebtoken`: HS256 only, required `exp`/`nbf`/`iss`/`sub`, issuer,
-/// subject, then the body hash (which `jsonwebtoken` does not know), current key then next.
-struct JwtVerifier {
-    keys: [jsonwebtoken::DecodingKey; 2],
-    validation: jsonwebtoken::Validation,
-}
-
-#[derive(serde::Deserialize)]
-struct BodyClaim {
-    body: String,
-}
-
-impl JwtVerifier {
-    fn new() -> Self {
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
-        validation.set_issuer(&["Upstash"]);
-        validation.sub = Some(URL.to_owned());
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        let key = |k: &str| jsonwebtoken::DecodingKey::from_secret(k.as_bytes()).unwrap();
-        Self {
-            keys: [key(CURRENT), key(NEXT)],
-            validation,
-        }
-    }
-
-    fn verify(&self, token: &str, body: &[u8]) -> bool {
-        self.keys.iter().any(|key| {
-            jsonwebtoken::decode::<BodyClaim>(token, key, &self.validation).is_ok_and(|data| {
-                data.claims.body.trim_end_matches('=') == body_hash(body).trim_end_matches('=')
-            })
-        })
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let verifier = Verifier::new(SigningKeys::new(CURRENT, NEXT).unwrap());
