@@ -2,41 +2,19 @@
 //! the token is compared with, and logging a refusal.
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use http::{HeaderMap, HeaderName, HeaderValue};
 use qstash_receiver::{
-    CALLER_IP_HEADER, Claims, Delivery, ErrorKind, MESSAGE_ID_HEADER, REGION_HEADER,
-    RETRIED_HEADER, SCHEDULE_ID_HEADER, SIGNATURE_HEADER, Subject, TOPIC_NAME_HEADER,
+    Claims, Delivery, ErrorKind, MESSAGE_ID_HEADER, REGION_HEADER, SIGNATURE_HEADER, Subject,
 };
 
 use crate::body::content_length_exceeds;
 use crate::config::{QStashConfig, SubjectPolicy};
 use crate::error::QStashError;
 
-/// The headers [`Delivery::from_headers`] reads, as actix (http 0.2) and core (`http` 1.x)
-/// names: constants, so that looking them up parses nothing.
-const DELIVERY_HEADERS: [(header::HeaderName, HeaderName); 7] = [
-    names(MESSAGE_ID_HEADER),
-    names(RETRIED_HEADER),
-    names(SCHEDULE_ID_HEADER),
-    names(TOPIC_NAME_HEADER),
-    names(CALLER_IP_HEADER),
-    names(REGION_HEADER),
-    names("content-type"),
-];
-
 const SIGNATURE: header::HeaderName = header::HeaderName::from_static(SIGNATURE_HEADER);
 const REGION: header::HeaderName = header::HeaderName::from_static(REGION_HEADER);
-
-const fn names(name: &'static str) -> (header::HeaderName, HeaderName) {
-    (
-        header::HeaderName::from_static(name),
-        HeaderName::from_static(name),
-    )
-}
 
 /// The single `Upstash-Signature` value, read from actix's headers as the core's
 /// `signature_from_headers` reads an `http` 1.x map.
@@ -79,37 +57,21 @@ impl Pending {
             Target::Skip => Subject::DangerouslySkipCheck,
         };
         let region = req.headers().get(&REGION).and_then(|v| v.to_str().ok());
-        let claims = config.verifier.verify_in_region_at(
-            region,
-            signature(req)?,
-            body,
-            subject,
-            unix_now(),
-        )?;
-        // The core reads an `http` 1.x map: copy the few delivery headers there are into one.
-        let mut headers = HeaderMap::new();
-        for (actix_name, name) in DELIVERY_HEADERS {
-            for value in req.headers().get_all(&actix_name) {
-                // Both `http` versions accept the same bytes in a value, so none is dropped.
-                if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-                    headers.append(name.clone(), value);
-                }
-            }
-        }
-        let delivery =
-            Delivery::from_headers(&headers).map_err(|source| QStashError::Delivery {
-                source,
-                status: config.payload_error_status,
-            })?;
+        let claims = config
+            .verifier
+            .verify_in_region(region, signature(req)?, body, subject)?;
+        // The core names the headers it reads; actix's map answers by name, without a copy.
+        let delivery = Delivery::from_lookup(|name| {
+            req.headers()
+                .get_all(name.as_str())
+                .map(header::HeaderValue::as_bytes)
+        })
+        .map_err(|source| QStashError::Delivery {
+            source,
+            status: config.payload_error_status,
+        })?;
         Ok((delivery, claims))
     }
-}
-
-/// The current time in unix seconds, as the core's `Verifier::verify` takes it.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 enum Target<'a> {

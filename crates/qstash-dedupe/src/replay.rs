@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use qstash_receiver::Claims;
 
@@ -90,7 +90,7 @@ impl<St: DedupeStore> ReplayGuard<St> {
     ///
     /// [`ReplayError::Replayed`], [`ReplayError::MissingTokenId`], or the store's failure.
     pub async fn check(&self, claims: &Claims) -> Result<(), ReplayError> {
-        self.check_at(claims, unix_now()).await
+        self.check_at(claims, qstash_receiver::unix_now()).await
     }
 
     /// [`check`](Self::check) at `now` (unix seconds).
@@ -111,10 +111,4 @@ impl<St: DedupeStore> ReplayGuard<St> {
             Begin::InProgress { .. } | Begin::Done => Err(ReplayError::Replayed),
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -70,14 +70,33 @@ impl Delivery {
     /// `Upstash-Retried` that is not a non-negative integer (a garbled count is an error, not
     /// a silent 0).
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, DeliveryError> {
-        let message_id = one(headers, &MESSAGE_ID, "Upstash-Message-Id")?
+        Self::from_lookup(|name| {
+            headers
+                .get_all(name)
+                .iter()
+                .map(http::HeaderValue::as_bytes)
+        })
+    }
+
+    /// Like [`Delivery::from_headers`], for header maps that are not `http` 1.x ones (such as
+    /// actix-web 4's): `get_all` returns the raw values of a header, in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Delivery::from_headers`].
+    pub fn from_lookup<'h, I>(get_all: impl Fn(&HeaderName) -> I) -> Result<Self, DeliveryError>
+    where
+        I: Iterator<Item = &'h [u8]>,
+    {
+        let one = |name: &HeaderName, display| one(get_all(name), display);
+        let message_id = one(&MESSAGE_ID, "Upstash-Message-Id")?
             .filter(|id| !id.is_empty())
             .ok_or(DeliveryError::Missing("Upstash-Message-Id"))?;
-        let retried = match one(headers, &RETRIED, "Upstash-Retried")? {
+        let retried = match one(&RETRIED, "Upstash-Retried")? {
             None => 0,
             Some(text) => parse_count(text).ok_or(DeliveryError::Invalid("Upstash-Retried"))?,
         };
-        let owned = |name, display| one(headers, name, display).map(|v| v.map(str::to_owned));
+        let owned = |name, display| one(name, display).map(|v| v.map(str::to_owned));
         Ok(Self {
             message_id: message_id.to_owned(),
             retried,
@@ -96,23 +115,24 @@ impl Delivery {
     }
 }
 
-/// At most one value of `name`, as visible ASCII.
+/// At most one of `values`, as visible ASCII (the rule of `http::HeaderValue::to_str`).
 fn one<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
+    mut values: impl Iterator<Item = &'h [u8]>,
     display: &'static str,
 ) -> Result<Option<&'h str>, DeliveryError> {
-    let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
         return Err(DeliveryError::Repeated(display));
     }
-    value
-        .to_str()
-        .map(Some)
-        .map_err(|_| DeliveryError::Invalid(display))
+    let visible = value
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+    match std::str::from_utf8(value) {
+        Ok(text) if visible => Ok(Some(text)),
+        _ => Err(DeliveryError::Invalid(display)),
+    }
 }
 
 /// Only ASCII digits: `u32::from_str` would also take a leading `+`.

@@ -27,5 +27,5 @@ pub use keys::{
 pub use sign::{Signer, TOKEN_LIFETIME_SECS, new_id, new_token_id};
 pub use verify::{
     DEFAULT_MAX_TOKEN_BYTES, REGION_HEADER, SIGNATURE_HEADER, Subject, Verifier, body_hash,
-    path_and_query, signature_from_headers,
+    path_and_query, signature_from_headers, unix_now,
 };

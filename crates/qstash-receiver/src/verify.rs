@@ -186,6 +186,22 @@ impl Verifier {
         self.verify_in_region_at(None, signature, body, subject, now)
     }
 
+    /// Verifies with the keys of `region` (the raw `Upstash-Region` value, if any) against the
+    /// system clock. See [`Verifier::verify_in_region_at`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify_in_region_at`].
+    pub fn verify_in_region(
+        &self,
+        region: Option<&str>,
+        signature: &str,
+        body: &[u8],
+        subject: Subject<'_>,
+    ) -> Result<Claims, Error> {
+        self.verify_in_region_at(region, signature, body, subject, unix_now())
+    }
+
     /// Verifies with the keys of `region` (the raw `Upstash-Region` value, if any), falling
     /// back to the default keys. See [`Verifier::verify_at`].
     ///
@@ -375,8 +391,9 @@ pub fn body_hash(body: &[u8]) -> String {
     encode_hash(&Sha256::digest(body))
 }
 
-/// The current time in unix seconds (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> i64 {
+/// The system clock in unix seconds, as tokens count time (0 if the clock is before 1970).
+#[must_use]
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -342,6 +342,9 @@ pub fn with_logs<F: std::future::Future>(fut: F) -> (F::Output, Vec<Logged>) {
 
     let logs = Arc::new(Mutex::new(Vec::new()));
     let out = tracing::subscriber::with_default(Capture(logs.clone()), || {
+        // Another test's thread, with no subscriber, may have cached a callsite as "never"
+        // while this one was being installed: recompute, so that no event is lost here.
+        tracing::callsite::rebuild_interest_cache();
         actix_web::rt::System::new().block_on(fut)
     });
     let logs = logs.lock().unwrap().clone();
