@@ -3,12 +3,14 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf as _, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use crate::deadline::Deadline;
 use crate::verify::BoxError;
 
 /// Why a body could not be read whole.
@@ -16,31 +18,39 @@ use crate::verify::BoxError;
 pub(crate) enum ReadError {
     /// It grew past the limit; the rest was not read.
     TooLarge,
+    /// It did not arrive whole within the time limit.
+    TimedOut,
     /// The body stream failed.
     Body(BoxError),
 }
 
 pin_project! {
     /// Reads a whole body, counting: fails with [`ReadError::TooLarge`] as soon as it grows
-    /// past `limit`, without reading the rest. A body that arrives in one chunk is handed on
-    /// as that chunk, without a copy (the usual case: one read of a small request); several
-    /// chunks are joined into one buffer. Trailers are ignored.
+    /// past `limit`, without reading the rest, and with [`ReadError::TimedOut`] when it is not
+    /// whole `timeout` after it first had to be waited for (a total, not a per-read, limit:
+    /// a body trickling in a byte at a time is cut off as surely as a stalled one). A body that
+    /// arrives in one chunk is handed on as that chunk, without a copy (the usual case: one
+    /// read of a small request); several chunks are joined into one buffer. Trailers are
+    /// ignored.
     pub(crate) struct ReadBody<B> {
         #[pin]
         body: B,
         limit: usize,
         first: Option<Bytes>,
         joined: Option<BytesMut>,
+        #[pin]
+        deadline: Deadline,
     }
 }
 
 impl<B> ReadBody<B> {
-    pub(crate) const fn new(body: B, limit: usize) -> Self {
+    pub(crate) const fn new(body: B, limit: usize, timeout: Option<Duration>) -> Self {
         Self {
             body,
             limit,
             first: None,
             joined: None,
+            deadline: Deadline::new(timeout),
         }
     }
 }
@@ -55,7 +65,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let Some(frame) = ready!(this.body.as_mut().poll_frame(cx)) else {
+            let polled = this.body.as_mut().poll_frame(cx);
+            let Poll::Ready(frame) = polled else {
+                if this.deadline.as_mut().expired(cx) {
+                    return Poll::Ready(Err(ReadError::TimedOut));
+                }
+                return Poll::Pending;
+            };
+            let Some(frame) = frame else {
                 let bytes = match (this.joined.take(), this.first.take()) {
                     (Some(joined), _) => joined.freeze(),
                     (None, first) => first.unwrap_or_default(),
@@ -278,7 +295,7 @@ mod tests {
                     .map(|c| Bytes::from_static(c.as_bytes()))
                     .collect(),
             );
-            let result = ReadBody::new(body, case.limit).await;
+            let result = ReadBody::new(body, case.limit, None).await;
             match (result, case.want) {
                 (Ok(bytes), Some(want)) => assert_eq!(bytes, want, "{}", case.name),
                 (Err(ReadError::TooLarge), None) => {}
@@ -287,11 +304,42 @@ mod tests {
         }
     }
 
+    /// A body that never yields anything.
+    struct Never;
+
+    impl Body for Never {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn outside_a_runtime_there_is_no_timer_and_no_panic() {
+        let mut read = std::pin::pin!(ReadBody::new(Never, 10, Some(Duration::ZERO)));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(read.as_mut().poll(&mut cx).is_pending());
+        assert!(read.as_mut().poll(&mut cx).is_pending());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_times_out() {
+        let start = tokio::time::Instant::now();
+        let result = ReadBody::new(Never, 10, Some(Duration::from_secs(3))).await;
+        assert!(matches!(result, Err(ReadError::TimedOut)), "{result:?}");
+        assert_eq!(start.elapsed().as_secs(), 3);
+    }
+
     #[tokio::test]
     async fn read_body_does_not_copy_a_single_chunk() {
         let bytes = Bytes::from(vec![1u8; 4096]);
         let ptr = bytes.as_ptr();
-        let read = ReadBody::new(http_body_util::Full::new(bytes), 4096)
+        let read = ReadBody::new(http_body_util::Full::new(bytes), 4096, None)
             .await
             .unwrap();
         assert_eq!(read.as_ptr(), ptr);

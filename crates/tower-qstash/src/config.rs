@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -11,6 +12,9 @@ use crate::rejection::QStashRejection;
 
 /// The default body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The default total time allowed for reading a body: 10 seconds.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the token's `sub` claim is compared with the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,20 +78,22 @@ pub struct QStashConfig {
 struct Inner {
     verifier: Verifier,
     max_body_bytes: usize,
+    body_timeout: Option<Duration>,
     subject: SubjectPolicy,
     payload_error_status: StatusCode,
     on_rejection: Option<RejectionHook>,
 }
 
 impl QStashConfig {
-    /// A configuration with `verifier` and the defaults: 1 MiB body limit, path-and-query
-    /// subject check, no trust in forwarded headers, 489 for undeserializable payloads, the
+    /// A configuration with `verifier` and the defaults: 1 MiB body limit, 10 s to read the
+    /// body, path-and-query subject check, no trust in forwarded headers, 489 for undeserializable payloads, the
     /// built-in rejection answers.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             inner: Arc::new(Inner {
                 verifier,
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                body_timeout: Some(DEFAULT_BODY_TIMEOUT),
                 subject: SubjectPolicy::PathAndQuery,
                 payload_error_status: non_retryable_status(),
                 on_rejection: None,
@@ -118,6 +124,25 @@ impl QStashConfig {
     /// depending on the plan.
     pub fn max_body_bytes(self, limit: usize) -> Self {
         self.with(|c| c.max_body_bytes = limit)
+    }
+
+    /// The most time reading the body may take, in total, counted from the first time the layer
+    /// (or extractor) has to wait for it; `None` for no limit. A body that is not whole by then
+    /// is refused with `408 Request Timeout` and the rest is not read, so a client that trickles
+    /// its body in a byte at a time holds a connection and at most the body limit in memory
+    /// for this long, not for as long as it likes. QStash retries a 408 like any other failure,
+    /// so a real delivery that was merely slow is delivered again.
+    ///
+    /// Defaults to 10 seconds ([`DEFAULT_BODY_TIMEOUT`]): QStash sends the whole body at once
+    /// from a data centre, and 10 s is 100 KiB/s for the default 1 MiB limit. Raise it with the
+    /// limit. The time to receive the request's *headers* is the server's to limit (hyper's
+    /// `header_read_timeout`).
+    ///
+    /// The timer is Tokio's (feature `tokio`, on by default). Without that feature, or when
+    /// polled outside a Tokio runtime, the body is read without a time limit.
+    pub fn body_timeout(self, timeout: impl Into<Option<Duration>>) -> Self {
+        let timeout = timeout.into();
+        self.with(|c| c.body_timeout = timeout)
     }
 
     /// Compare the token's `sub` with the whole URL `base_url` + the request's path and query,
@@ -205,6 +230,10 @@ impl QStashConfig {
         self.inner.max_body_bytes
     }
 
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.inner.body_timeout
+    }
+
     pub(crate) fn subject_policy(&self) -> &SubjectPolicy {
         &self.inner.subject
     }
@@ -235,6 +264,7 @@ impl fmt::Debug for QStashConfig {
         f.debug_struct("QStashConfig")
             .field("verifier", &c.verifier)
             .field("max_body_bytes", &c.max_body_bytes)
+            .field("body_timeout", &c.body_timeout)
             .field("subject", &c.subject)
             .field("payload_error_status", &c.payload_error_status)
             .field("on_rejection", &c.on_rejection)
@@ -255,6 +285,7 @@ mod tests {
     fn defaults() {
         let c = config();
         assert_eq!(c.limit(), 1024 * 1024);
+        assert_eq!(c.timeout(), Some(Duration::from_secs(10)));
         assert_eq!(*c.subject_policy(), SubjectPolicy::PathAndQuery);
         assert_eq!(c.payload_status().as_u16(), 489);
         assert!(c.hook().is_none());
@@ -313,8 +344,14 @@ mod tests {
     #[test]
     fn builders_do_not_change_clones() {
         let a = config();
-        let b = a.clone().max_body_bytes(10);
+        let b = a.clone().max_body_bytes(10).body_timeout(None);
         assert_eq!((a.limit(), b.limit()), (1024 * 1024, 10));
+        assert_eq!(
+            (a.timeout(), b.timeout()),
+            (Some(DEFAULT_BODY_TIMEOUT), None)
+        );
+        let c = b.body_timeout(Duration::from_millis(1500));
+        assert_eq!(c.timeout(), Some(Duration::from_millis(1500)));
     }
 
     #[test]

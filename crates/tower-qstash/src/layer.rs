@@ -75,6 +75,11 @@ impl QStashLayer {
         self.map(|c| c.max_body_bytes(limit))
     }
 
+    /// See [`QStashConfig::body_timeout`]. Defaults to 10 seconds.
+    pub fn body_timeout(self, timeout: impl Into<Option<std::time::Duration>>) -> Self {
+        self.map(|c| c.body_timeout(timeout))
+    }
+
     /// See [`QStashConfig::public_base_url`]. Defaults to comparing the path and query only.
     pub fn public_base_url(self, base_url: impl Into<String>) -> Self {
         self.map(|c| c.public_base_url(base_url))
@@ -139,7 +144,8 @@ impl<S> Layer<S> for QStashLayer {
 /// For each request it:
 /// 1. refuses a `Content-Length` over the limit with 413, before reading anything;
 /// 2. reads the body, counting, and refuses it with 413 as soon as it grows past the limit,
-///    without reading the rest (a failing body gets 400);
+///    without reading the rest, and with 408 when it is not whole within the
+///    [body timeout](QStashConfig::body_timeout) (a failing body gets 400);
 /// 3. verifies the `Upstash-Signature` token over the bytes, and the `sub` claim under the
 ///    subject policy (the request's original URI under axum's `Router::nest`): 401 on any
 ///    failure;
@@ -216,7 +222,7 @@ where
             }
         } else {
             State::Reading {
-                read: ReadBody::new(body, limit),
+                read: ReadBody::new(body, limit, self.config.timeout()),
                 pending: Some(Pending {
                     inner,
                     parts,

@@ -10,6 +10,7 @@
 
 mod body;
 mod config;
+mod deadline;
 #[cfg(feature = "axum")]
 mod extract;
 mod layer;
@@ -17,14 +18,14 @@ mod rejection;
 mod verify;
 
 pub use body::{ResponseBody, VerifiedBody};
-pub use config::{DEFAULT_MAX_BODY_BYTES, QStashConfig};
+pub use config::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, QStashConfig};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{ConfigSource, Layered, QStash, QStashCallback, QStashRaw};
 pub use layer::{QStashLayer, QStashService, ResponseFuture};
 pub use rejection::{
-    BodyReadFailed, InvalidCallback, InvalidDelivery, InvalidPayload, InvalidSignature,
-    MissingLayer, PayloadTooLarge, QStashRejection,
+    BodyReadFailed, BodyTimeout, InvalidCallback, InvalidDelivery, InvalidPayload,
+    InvalidSignature, MissingLayer, PayloadTooLarge, QStashRejection,
 };
 
 /// The core crate, re-exported: `Verifier`, `SigningKeys`, `Claims`, `Delivery`, `Callback`,

@@ -5,6 +5,7 @@
 //! token, a key or the body), and each refusal is logged once through `tracing`.
 
 use std::error::Error as StdError;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -244,6 +245,39 @@ impl BodyReadFailed {
     }
 }
 
+/// 408: the body did not arrive whole within the configured
+/// [body timeout](crate::QStashConfig::body_timeout); the rest was not read. QStash retries.
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {timeout:?}")]
+pub struct BodyTimeout {
+    timeout: Duration,
+    hook: Option<RejectionHook>,
+}
+
+impl BodyTimeout {
+    pub(crate) const fn new(timeout: Duration, hook: Option<RejectionHook>) -> Self {
+        Self { timeout, hook }
+    }
+
+    /// The time limit the body missed.
+    #[must_use]
+    pub const fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// `408 Request Timeout`.
+    #[must_use]
+    pub const fn status(&self) -> StatusCode {
+        StatusCode::REQUEST_TIMEOUT
+    }
+
+    /// `"request body timeout"`.
+    #[must_use]
+    pub const fn body_text(&self) -> &'static str {
+        "request body timeout"
+    }
+}
+
 /// 500: an extractor that relies on [`QStashLayer`](crate::QStashLayer) (with
 /// [`Layered`](crate::Layered)) ran on a route without the layer. A server bug; QStash will
 /// retry.
@@ -274,6 +308,7 @@ impl MissingLayer {
 /// | [`PayloadTooLarge`] | 413 |
 /// | [`InvalidDelivery`], [`InvalidPayload`], [`InvalidCallback`] | 489 + `Upstash-NonRetryable-Error: true` (or the configured status) |
 /// | [`BodyReadFailed`] | 400 |
+/// | [`BodyTimeout`] | 408 |
 /// | [`MissingLayer`] | 500 |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -296,6 +331,9 @@ pub enum QStashRejection {
     /// See [`BodyReadFailed`].
     #[error(transparent)]
     BodyReadFailed(#[from] BodyReadFailed),
+    /// See [`BodyTimeout`].
+    #[error(transparent)]
+    BodyTimeout(#[from] BodyTimeout),
     /// See [`MissingLayer`].
     #[error(transparent)]
     MissingLayer(#[from] MissingLayer),
@@ -312,6 +350,7 @@ impl QStashRejection {
             Self::InvalidPayload(r) => r.status(),
             Self::InvalidCallback(r) => r.status(),
             Self::BodyReadFailed(r) => r.status(),
+            Self::BodyTimeout(r) => r.status(),
             Self::MissingLayer(r) => r.status(),
         }
     }
@@ -326,6 +365,7 @@ impl QStashRejection {
             Self::InvalidPayload(r) => r.body_text(),
             Self::InvalidCallback(r) => r.body_text(),
             Self::BodyReadFailed(r) => r.body_text(),
+            Self::BodyTimeout(r) => r.body_text(),
             Self::MissingLayer(r) => r.body_text(),
         }
     }
@@ -333,7 +373,7 @@ impl QStashRejection {
     /// A short, stable name for logs and metrics: the [`ErrorKind`] name for a refused
     /// signature (`"expired"`, `"invalid_signature"`, …), else `"payload_too_large"`,
     /// `"invalid_delivery_headers"`, `"invalid_payload"`, `"invalid_callback"`,
-    /// `"body_read_failed"` or `"missing_layer"`.
+    /// `"body_read_failed"`, `"body_timeout"` or `"missing_layer"`.
     #[must_use]
     pub const fn reason(&self) -> &'static str {
         match self {
@@ -343,6 +383,7 @@ impl QStashRejection {
             Self::InvalidPayload(_) => "invalid_payload",
             Self::InvalidCallback(_) => "invalid_callback",
             Self::BodyReadFailed(_) => "body_read_failed",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::MissingLayer(_) => "missing_layer",
         }
     }
@@ -380,6 +421,7 @@ impl QStashRejection {
             Self::InvalidPayload(r) => r.hook.as_ref(),
             Self::InvalidCallback(r) => r.hook.as_ref(),
             Self::BodyReadFailed(r) => r.hook.as_ref(),
+            Self::BodyTimeout(r) => r.hook.as_ref(),
             Self::MissingLayer(_) => None,
         }
     }
@@ -394,8 +436,8 @@ impl QStashRejection {
 
     /// One `tracing` event for this refusal: `reason`, `message_id` (as sent; the header is not
     /// signed) and the detail, never the token, a key or the body. Requests that are most
-    /// likely not from QStash at all (no or a malformed token, a dropped connection) are
-    /// logged at `debug`, the rest at `warn`.
+    /// likely not from QStash at all (no or a malformed token, a dropped connection, a body
+    /// that trickles in) are logged at `debug`, the rest at `warn`.
     pub(crate) fn log(&self, headers: &HeaderMap) {
         let message_id = headers.get(MESSAGE_ID_HEADER).and_then(|v| v.to_str().ok());
         let reason = self.reason();
@@ -408,7 +450,7 @@ impl QStashRejection {
                     | ErrorKind::MalformedToken
                     | ErrorKind::TokenTooLong
             ),
-            Self::BodyReadFailed(_) => true,
+            Self::BodyReadFailed(_) | Self::BodyTimeout(_) => true,
             _ => false,
         };
         if quiet {
@@ -438,6 +480,7 @@ into_response!(
     InvalidPayload,
     InvalidCallback,
     BodyReadFailed,
+    BodyTimeout,
     MissingLayer
 );
 
@@ -481,6 +524,12 @@ mod tests {
                 BodyReadFailed::new("reset".into(), None).into(),
                 400,
                 "failed to read the request body",
+            ),
+            (
+                "body timeout",
+                BodyTimeout::new(Duration::from_secs(10), None).into(),
+                408,
+                "request body timeout",
             ),
             (
                 "missing layer",
@@ -532,12 +581,13 @@ mod tests {
     fn reasons_name_the_cause() {
         let reasons: Vec<_> = all().iter().map(|(_, r, _, _)| r.reason()).collect();
         assert_eq!(
-            reasons[..5],
+            reasons[..6],
             [
                 "expired",
                 "payload_too_large",
                 "invalid_delivery_headers",
                 "body_read_failed",
+                "body_timeout",
                 "missing_layer"
             ]
         );

@@ -12,7 +12,8 @@ use qstash_receiver::{Claims, Delivery, Error, ErrorKind, Subject, Verifier};
 use crate::body::ReadError;
 use crate::config::{QStashConfig, SubjectPolicy};
 use crate::rejection::{
-    BodyReadFailed, InvalidDelivery, InvalidSignature, PayloadTooLarge, QStashRejection,
+    BodyReadFailed, BodyTimeout, InvalidDelivery, InvalidSignature, PayloadTooLarge,
+    QStashRejection,
 };
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -46,7 +47,8 @@ pub(crate) fn too_large(config: &QStashConfig, headers: &HeaderMap) -> QStashRej
     refuse(PayloadTooLarge::new(config.limit(), config.hook()), headers)
 }
 
-/// The refusal for a body that could not be read: 413 when it grew past the limit, else 400.
+/// The refusal for a body that could not be read: 413 when it grew past the limit, 408 when
+/// it took too long, else 400.
 pub(crate) fn body_error(
     error: ReadError,
     config: &QStashConfig,
@@ -54,11 +56,16 @@ pub(crate) fn body_error(
 ) -> QStashRejection {
     match error {
         ReadError::TooLarge => too_large(config, headers),
+        ReadError::TimedOut => refuse(
+            BodyTimeout::new(config.timeout().unwrap_or_default(), config.hook()),
+            headers,
+        ),
         ReadError::Body(error) => refuse(BodyReadFailed::new(error, config.hook()), headers),
     }
 }
 
-/// Reads the whole body, refusing it as soon as it is known to be over the limit.
+/// Reads the whole body, refusing it as soon as it is known to be over the limit or its time
+/// is up.
 #[cfg(feature = "axum")]
 pub(crate) async fn read_body<B>(
     headers: &HeaderMap,
@@ -72,7 +79,7 @@ where
     if declared_too_large(headers, &body, config.limit()) {
         return Err(too_large(config, headers));
     }
-    crate::body::ReadBody::new(body, config.limit())
+    crate::body::ReadBody::new(body, config.limit(), config.timeout())
         .await
         .map_err(|e| body_error(e, config, headers))
 }

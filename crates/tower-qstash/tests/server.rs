@@ -421,3 +421,35 @@ async fn thousand_deliveries_over_64_connections() {
     assert_eq!(total, DELIVERIES);
     assert_eq!(calls.get(), DELIVERIES - DELIVERIES / 10);
 }
+
+/// Over a real socket: a client that sends its headers and a little of its body, then nothing,
+/// gets 408 when the (short) body timeout is up, and the server closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_client_gets_408_and_a_closed_connection() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let calls = Calls::default();
+    let layer = QStashLayer::new(common::table_config()).body_timeout(Duration::from_millis(300));
+    let addr = serve(common::app_with::<Layered, ()>(&calls, Some(layer), ())).await;
+
+    let body = padded_order(1000);
+    let mut head = format!("POST {ROUTE} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 1000\r\n");
+    for (name, value) in &headers_for(&route_url(), &body, "msg_trickle") {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+
+    // Read until the server closes: the whole answer, then EOF.
+    let mut answer = Vec::new();
+    tokio::time::timeout(ANSWER_WITHIN, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server neither answered nor closed the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.ends_with("request body timeout"), "{answer}");
+    assert_eq!(calls.get(), 0);
+}
