@@ -1,7 +1,9 @@
 //! Reading the body with a limit enforced while it streams in.
 
+use std::future::Future as _;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -10,32 +12,50 @@ use futures_core::Stream as _;
 
 use crate::error::QStashError;
 
-/// Collects a payload of at most `limit` bytes. One chunk (the usual case for small bodies,
-/// and always for a payload put back by the guard) is handed on as is, without a copy.
+/// Collects a payload of at most `limit` bytes, within `timeout` in total. One chunk (the usual
+/// case for small bodies, and always for a payload put back by the guard) is handed on as is,
+/// without a copy.
 pub(crate) struct BodyReader {
     payload: Payload,
     limit: usize,
     first: Option<Bytes>,
     rest: BytesMut,
     len: usize,
+    timeout: Option<Duration>,
+    /// Started the first time the payload is not ready, so a body that is already here never
+    /// touches the timer; boxed because `Sleep` cannot move, and only slow bodies need one.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl BodyReader {
-    pub(crate) fn new(payload: Payload, limit: usize) -> Self {
+    pub(crate) fn new(payload: Payload, limit: usize, timeout: Option<Duration>) -> Self {
         Self {
             payload,
             limit,
             first: None,
             rest: BytesMut::new(),
             len: 0,
+            timeout,
+            deadline: None,
         }
     }
 
     /// Reads until the end of the body; refuses as soon as the count passes the limit, so an
-    /// oversize body is never buffered.
+    /// oversize body is never buffered, and when the time is up, so a body trickling in holds
+    /// its connection for at most that long.
     pub(crate) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, QStashError>> {
         loop {
-            match ready!(Pin::new(&mut self.payload).poll_next(cx)) {
+            let Poll::Ready(next) = Pin::new(&mut self.payload).poll_next(cx) else {
+                return if self.expired(cx) {
+                    self.discard();
+                    Poll::Ready(Err(QStashError::BodyTimeout {
+                        timeout: self.timeout.unwrap_or_default(),
+                    }))
+                } else {
+                    Poll::Pending
+                };
+            };
+            match next {
                 None => return Poll::Ready(Ok(self.take())),
                 Some(Err(PayloadError::Overflow)) => {
                     return Poll::Ready(Err(QStashError::PayloadTooLarge { limit: self.limit }));
@@ -45,8 +65,7 @@ impl BodyReader {
                     self.len = self.len.saturating_add(chunk.len());
                     if self.len > self.limit {
                         // Drop what was read: nothing of an oversize body is kept.
-                        self.first = None;
-                        self.rest = BytesMut::new();
+                        self.discard();
                         return Poll::Ready(Err(QStashError::PayloadTooLarge {
                             limit: self.limit,
                         }));
@@ -55,6 +74,28 @@ impl BodyReader {
                 }
             }
         }
+    }
+
+    /// Whether the time is up; otherwise `cx` is woken when it is. Outside a Tokio runtime
+    /// (actix always runs in one) there is no timer, and the time is never up.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.deadline.is_none() {
+            let Some(timeout) = self.timeout else {
+                return false;
+            };
+            if tokio::runtime::Handle::try_current().is_err() {
+                return false;
+            }
+            self.deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+        }
+        self.deadline
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    }
+
+    fn discard(&mut self) {
+        self.first = None;
+        self.rest = BytesMut::new();
     }
 
     fn push(&mut self, chunk: Bytes) {
@@ -130,7 +171,7 @@ mod tests {
     }
 
     async fn read(payload: Payload, limit: usize) -> Result<Bytes, QStashError> {
-        let mut reader = BodyReader::new(payload, limit);
+        let mut reader = BodyReader::new(payload, limit, None);
         poll_fn(|cx| reader.poll_body(cx)).await
     }
 

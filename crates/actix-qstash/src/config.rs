@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -12,6 +13,9 @@ use crate::error::QStashError;
 /// The default body limit: 1 MiB (actix's own 256 KiB payload default is too small for QStash
 /// messages).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The default total time allowed for reading a body: 10 seconds.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 type ErrorHandler = Arc<dyn Fn(QStashError, &HttpRequest) -> actix_web::Error + Send + Sync>;
 
@@ -62,19 +66,21 @@ pub(crate) enum SubjectPolicy {
 pub struct QStashConfig {
     pub(crate) verifier: Verifier,
     pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Option<Duration>,
     pub(crate) subject: SubjectPolicy,
     pub(crate) payload_error_status: StatusCode,
     pub(crate) error_handler: Option<ErrorHandler>,
 }
 
 impl QStashConfig {
-    /// A configuration over `verifier`, with every default: a 1 MiB body limit, the path and
-    /// query compared with `sub`, no trust in forwarded headers, and 489 +
+    /// A configuration over `verifier`, with every default: a 1 MiB body limit, 10 s to read
+    /// the body, the path and query compared with `sub`, no trust in forwarded headers, and 489 +
     /// `Upstash-NonRetryable-Error: true` for payloads that do not deserialize.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             verifier,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: Some(DEFAULT_BODY_TIMEOUT),
             subject: SubjectPolicy::PathAndQuery,
             payload_error_status: non_retryable_status(),
             error_handler: None,
@@ -98,6 +104,22 @@ impl QStashConfig {
     /// Defaults to 1 MiB ([`DEFAULT_MAX_BODY_BYTES`]).
     pub fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body_bytes = limit;
+        self
+    }
+
+    /// The most time reading the body may take, in total, counted from the first time the
+    /// extractor or guard has to wait for it; `None` for no limit. A body that is not whole by
+    /// then is refused with `408 Request Timeout` and the rest is not read, so a client that
+    /// trickles its body in a byte at a time holds a connection and at most the body limit in
+    /// memory for this long, not for as long as it likes. QStash retries a 408 like any other
+    /// failure, so a real delivery that was merely slow is delivered again.
+    ///
+    /// Defaults to 10 seconds ([`DEFAULT_BODY_TIMEOUT`]): QStash sends the whole body at once
+    /// from a data centre, and 10 s is 100 KiB/s for the default 1 MiB limit. Raise it with the
+    /// limit. The time to receive the request's *headers* is the server's to limit
+    /// ([`HttpServer::client_request_timeout`](actix_web::HttpServer::client_request_timeout)).
+    pub fn body_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.body_timeout = timeout.into();
         self
     }
 
@@ -212,6 +234,7 @@ impl fmt::Debug for QStashConfig {
         f.debug_struct("QStashConfig")
             .field("verifier", &self.verifier)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
             .field("subject", subject)
             .field("payload_error_status", &self.payload_error_status)
             .field("error_handler", &self.error_handler.is_some())
@@ -237,6 +260,8 @@ mod tests {
     fn defaults() {
         let c = config();
         assert_eq!(c.max_body_bytes, 1_048_576);
+        assert_eq!(c.body_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(c.clone().body_timeout(None).body_timeout, None);
         assert!(c.subject == SubjectPolicy::PathAndQuery);
         assert_eq!(c.payload_error_status.as_u16(), 489);
         assert!(c.error_handler.is_none());

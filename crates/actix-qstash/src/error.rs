@@ -1,5 +1,7 @@
 //! [`QStashError`]: why a delivery was refused, and the HTTP answer for it.
 
+use std::time::Duration;
+
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -31,6 +33,14 @@ pub enum QStashError {
     /// Answered with 400.
     #[error("could not read the body: {0}")]
     ReadBody(#[source] PayloadError),
+    /// The body did not arrive whole within the
+    /// [body timeout](crate::QStashConfig::body_timeout); the rest was not read. Answered with
+    /// 408 (QStash retries it).
+    #[error("body not received within {timeout:?}")]
+    BodyTimeout {
+        /// The configured time limit.
+        timeout: Duration,
+    },
     /// The signature is valid but the delivery headers are not usable (no
     /// `Upstash-Message-Id`, a garbled `Upstash-Retried`, …). Answered with the configured
     /// payload error status (489 by default).
@@ -62,6 +72,7 @@ impl QStashError {
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ReadBody(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Delivery { status, .. } | Self::Payload { status, .. } => *status,
         }
     }
@@ -74,6 +85,7 @@ impl QStashError {
             Self::Signature(_) => "invalid QStash signature",
             Self::PayloadTooLarge { .. } => "payload too large",
             Self::ReadBody(_) => "could not read the body",
+            Self::BodyTimeout { .. } => "request body timeout",
             Self::Delivery { .. } => "invalid QStash delivery headers",
             Self::Payload { .. } => "invalid payload",
         }
@@ -81,8 +93,8 @@ impl QStashError {
 
     /// A short, stable, lowercase name for logs and metrics: the core's
     /// [`ErrorKind::as_str`](qstash_receiver::ErrorKind::as_str) for signature failures, else
-    /// `not_configured`, `payload_too_large`, `read_body`, `invalid_delivery_headers` or
-    /// `invalid_payload`.
+    /// `not_configured`, `payload_too_large`, `read_body`, `body_timeout`,
+    /// `invalid_delivery_headers` or `invalid_payload`.
     #[must_use]
     pub fn reason(&self) -> &'static str {
         match self {
@@ -90,6 +102,7 @@ impl QStashError {
             Self::Signature(e) => e.kind().as_str(),
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::ReadBody(_) => "read_body",
+            Self::BodyTimeout { .. } => "body_timeout",
             Self::Delivery { .. } => "invalid_delivery_headers",
             Self::Payload { .. } => "invalid_payload",
         }
@@ -142,6 +155,14 @@ mod tests {
                 "read",
                 QStashError::ReadBody(PayloadError::Incomplete(None)),
                 400,
+                false,
+            ),
+            (
+                "body timeout",
+                QStashError::BodyTimeout {
+                    timeout: Duration::from_secs(10),
+                },
+                408,
                 false,
             ),
             (

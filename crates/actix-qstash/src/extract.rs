@@ -183,7 +183,8 @@ impl<X> ExtractFuture<X> {
         let (source, state) = match guarded {
             // Behind the guard: the body it put back is the verified one.
             Some((config, Some(known))) => {
-                let body = BodyReader::new(payload.take(), config.max_body_bytes);
+                let body =
+                    BodyReader::new(payload.take(), config.max_body_bytes, config.body_timeout);
                 let state = State::Verified {
                     known: Some(known),
                     body,
@@ -215,7 +216,7 @@ impl<X> ExtractFuture<X> {
         match Pending::start(req, config) {
             Ok(pending) => State::Unverified {
                 pending,
-                body: BodyReader::new(payload.take(), config.max_body_bytes),
+                body: BodyReader::new(payload.take(), config.max_body_bytes, config.body_timeout),
             },
             Err(err) => State::Failed(Some(err)),
         }

@@ -111,7 +111,11 @@ where
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let state = match Pending::start(req.request(), &self.config) {
             Ok(pending) => {
-                let body = BodyReader::new(req.take_payload(), self.config.max_body_bytes);
+                let body = BodyReader::new(
+                    req.take_payload(),
+                    self.config.max_body_bytes,
+                    self.config.body_timeout,
+                );
                 GuardState::Reading {
                     req: Some(req),
                     pending,

@@ -11,7 +11,7 @@ mod verification;
 
 pub use qstash_receiver;
 
-pub use config::{DEFAULT_MAX_BODY_BYTES, QStashConfig};
+pub use config::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, QStashConfig};
 pub use error::QStashError;
 pub use extract::{ExtractFuture, QStash, QStashCallback, QStashRaw};
 pub use guard::{QStashGuard, QStashGuardFuture, QStashGuardMiddleware};

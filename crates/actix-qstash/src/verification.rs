@@ -154,7 +154,7 @@ pub(crate) fn reject(
         QStashError::Signature(e) if e.kind() == qstash_receiver::ErrorKind::MissingSignature => {
             tracing::debug!(reason, %message_id, status, path, "QStash delivery refused: {err}");
         }
-        QStashError::ReadBody(_) => {
+        QStashError::ReadBody(_) | QStashError::BodyTimeout { .. } => {
             tracing::debug!(reason, %message_id, status, path, "QStash delivery refused: {err}");
         }
         _ => tracing::warn!(reason, %message_id, status, path, "QStash delivery refused: {err}"),
