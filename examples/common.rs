@@ -11,6 +11,7 @@
 //!
 //! Policies are the adapters' defaults: `sub` compared by path and query, 1 MiB body limit.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -78,7 +79,7 @@ pub enum Outcome {
 /// to fail with 503 before accepting.
 #[derive(Debug, Clone, Default)]
 pub struct Inbox {
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Arc<Mutex<VecDeque<Seen>>>,
     fail_first: Arc<AtomicU32>,
 }
 
@@ -97,14 +98,25 @@ impl Inbox {
         inbox
     }
 
-    /// Everything seen so far, in order.
+    /// The last [`Inbox::KEEP`] things seen, oldest first.
     #[must_use]
     pub fn seen(&self) -> Vec<Seen> {
-        self.lock().clone()
+        self.lock().iter().cloned().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Seen>> {
+    /// How many of the things seen are kept: a receiver under load must not grow without end.
+    pub const KEEP: usize = 1000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Seen>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, seen: Seen) {
+        let mut kept = self.lock();
+        if kept.len() == Self::KEEP {
+            kept.pop_front();
+        }
+        kept.push_back(seen);
     }
 
     /// The webhook's logic: record the delivery and decide the answer.
@@ -130,14 +142,14 @@ impl Inbox {
             Outcome::TryLater => 503,
             Outcome::Refused(_) => NON_RETRYABLE_STATUS,
         };
-        self.lock().push(Seen::Delivery { echo, status });
+        self.record(Seen::Delivery { echo, status });
         outcome
     }
 
     /// The callback route's logic: record the callback and describe it.
     pub fn handle_callback(&self, message_id: String, callback: Callback) -> String {
         let summary = describe(&callback);
-        self.lock().push(Seen::Callback {
+        self.record(Seen::Callback {
             message_id,
             callback: Box::new(callback),
         });
@@ -302,3 +314,26 @@ pub mod actix_app {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inbox_keeps_only_the_latest() {
+        let inbox = Inbox::new();
+        let total = u32::try_from(Inbox::KEEP).unwrap() + 5;
+        for order in 1..=total {
+            let outcome =
+                inbox.handle_order(format!("msg_{order}"), 0, Order { order, item: None });
+            assert!(matches!(outcome, Outcome::Accepted(_)));
+        }
+        let seen = inbox.seen();
+        assert_eq!(seen.len(), Inbox::KEEP);
+        let first = match &seen[0] {
+            Seen::Delivery { echo, .. } => echo.payload.order,
+            Seen::Callback { .. } => 0,
+        };
+        assert_eq!(first, 6);
+    }
+}
