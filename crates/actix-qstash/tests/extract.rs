@@ -101,6 +101,30 @@ async fn subject_policies() {
             200,
         ),
         (
+            "public base url: a sub without a path reaches /",
+            config().public_base_url(public),
+            signed(public, "/", BODY),
+            200,
+        ),
+        (
+            "public base url: a sub with only a query reaches /?q",
+            config().public_base_url(public),
+            signed(&format!("{public}?team=7"), "/?team=7", BODY),
+            200,
+        ),
+        (
+            "default: a sub with only a query reaches /?q",
+            config(),
+            signed(&format!("{public}?team=7"), "/?team=7", BODY),
+            200,
+        ),
+        (
+            "public base url: a sub without a path is not another path",
+            config().public_base_url(public),
+            signed(public, "/api", BODY),
+            401,
+        ),
+        (
             "public base url: another scheme",
             config().public_base_url(public),
             signed(

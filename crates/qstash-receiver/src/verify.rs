@@ -45,11 +45,14 @@ const SIGNATURE_B64_LEN: usize = 43;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Subject<'a> {
-    /// The whole URL must equal `sub` exactly, e.g. `https://app.example.com/api/qstash?x=1`.
+    /// The whole URL must equal `sub`, e.g. `https://app.example.com/api/qstash?x=1`, byte for
+    /// byte but for one rule: an empty path is `/` (a message published to
+    /// `https://app.example.com?x=1` reaches the server as `/?x=1`, and its `sub` matches
+    /// `https://app.example.com/?x=1`).
     Url(&'a str),
     /// The path and query of `sub` must equal this request target (`/api/qstash?x=1`). This
-    /// survives TLS-terminating proxies that change scheme, host or port; an empty target
-    /// means `/`.
+    /// survives TLS-terminating proxies that change scheme, host or port; an empty target,
+    /// or an empty path in `sub`, means `/`.
     PathAndQuery(&'a str),
     /// Do not check `sub`.
     ///
@@ -480,13 +483,48 @@ fn normalize_target(target: &str) -> &str {
     if target.is_empty() { "/" } else { target }
 }
 
+/// Whether two request targets are the same, where a target that starts with its query or
+/// fragment (that of a URL with an empty path, `https://host?q`) stands for `/` + it, as a
+/// URL with an authority and an empty path means the path `/` (RFC 3986, section 6.2.3).
+fn same_target(a: &str, b: &str) -> bool {
+    a == b
+        || match (a.strip_prefix('/'), b.strip_prefix('/')) {
+            (Some(a), None) => b.starts_with(['?', '#']) && a == b,
+            (None, Some(b)) => a.starts_with(['?', '#']) && a == b,
+            _ => false,
+        }
+}
+
+/// Whether two absolute URLs are the same, where an empty path is the same as `/`
+/// (`https://host` is `https://host/`, `https://host?q` is `https://host/?q`): QStash keeps
+/// `sub` as the URL was published, while a server only ever sees a path that starts with `/`.
+/// Anything else is compared byte for byte.
+fn same_url(sub: &str, url: &str) -> bool {
+    fn split(url: &str) -> Option<(&str, &str)> {
+        let scheme_end = url.find("://")? + 3;
+        let end = url[scheme_end..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| scheme_end + i);
+        Some(url.split_at(end))
+    }
+    if sub == url {
+        return true;
+    }
+    match (split(sub), split(url)) {
+        (Some((origin_a, tail_a)), Some((origin_b, tail_b))) => {
+            origin_a == origin_b && same_target(normalize_target(tail_a), normalize_target(tail_b))
+        }
+        _ => false,
+    }
+}
+
 fn check_subject(sub: &str, subject: Subject<'_>) -> Result<(), Error> {
     match subject {
-        Subject::Url(url) if sub == url => Ok(()),
+        Subject::Url(url) if same_url(sub, url) => Ok(()),
         Subject::Url(url) => Err(Error::subject(sub, url)),
         Subject::PathAndQuery(target) => {
             let target = normalize_target(target);
-            if path_and_query(sub) == Some(target) {
+            if path_and_query(sub).is_some_and(|own| same_target(own, target)) {
                 Ok(())
             } else {
                 Err(Error::subject(sub, target))
@@ -532,6 +570,59 @@ mod tests {
         let err = check_subject(sub, Subject::PathAndQuery("/other")).unwrap_err();
         assert_eq!(err.subjects(), Some((sub, "/other")));
         assert!(err.to_string().contains("/other"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_path_is_the_root() {
+        struct Case {
+            sub: &'static str,
+            url: &'static str,
+            same: bool,
+        }
+        let case = |sub, url, same| Case { sub, url, same };
+        let cases = [
+            case("https://a.example", "https://a.example/", true),
+            case("https://a.example/", "https://a.example", true),
+            case("https://a.example?q=1", "https://a.example/?q=1", true),
+            case("https://a.example/?q=1", "https://a.example?q=1", true),
+            case("https://a.example#f", "https://a.example/#f", true),
+            case("https://a.example:8443", "https://a.example:8443/", true),
+            case("https://a.example", "https://a.example//", false),
+            case("https://a.example?q=1", "https://a.example/?q=2", false),
+            case("https://a.example?q=1", "https://a.example/x?q=1", false),
+            case("https://a.example", "https://b.example/", false),
+            case("https://a.example", "http://a.example/", false),
+            case("https://a.example", "https://a.example.evil/", false),
+            case("https://a.example/x", "https://a.example/x/", false),
+            case("https://a.example/x", "https://a.examplex", false),
+            case("https://a.example/X", "https://a.example/x", false),
+            case("not a url", "not a url/", false),
+            case("", "/", false),
+        ];
+        for Case { sub, url, same } in cases {
+            assert_eq!(same_url(sub, url), same, "{sub} vs {url}");
+            assert_eq!(same_url(url, sub), same, "{url} vs {sub}");
+            assert_eq!(
+                check_subject(sub, Subject::Url(url)).is_ok(),
+                same,
+                "{sub} vs {url}"
+            );
+        }
+        let targets = [
+            ("https://a.example?q=1", "/?q=1", true),
+            ("https://a.example?q=1", "?q=1", true),
+            ("https://a.example/?q=1", "/?q=1", true),
+            ("https://a.example?q=1", "/x?q=1", false),
+            ("https://a.example?q=1", "/?q=2", false),
+            ("https://a.example/x", "x", false),
+        ];
+        for (sub, target, same) in targets {
+            assert_eq!(
+                check_subject(sub, Subject::PathAndQuery(target)).is_ok(),
+                same,
+                "{sub} vs {target}"
+            );
+        }
     }
 
     #[test]
