@@ -34,7 +34,7 @@ pub(crate) struct SigningKey {
 }
 
 impl SigningKey {
-    fn new(key: &str, role: &'static str) -> Result<Self, ConfigError> {
+    pub(crate) fn new(key: &str, role: &'static str) -> Result<Self, ConfigError> {
         if key.trim().is_empty() {
             return Err(ConfigError::EmptyKey(role));
         }

@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use http::{HeaderMap, HeaderValue};
 
 use crate::claims::ISSUER;
 use crate::delivery::{MESSAGE_ID_HEADER, RETRIED_HEADER};
 use crate::error::ConfigError;
-use crate::keys::HmacSha256;
+use crate::keys::SigningKey;
 use crate::verify::{SIGNATURE_HEADER, body_hash, unix_now};
 
 /// How long a QStash token is valid: `exp = iat + 300`.
@@ -39,23 +39,22 @@ const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// ```
 #[derive(Clone)]
 pub struct Signer {
-    mac: HmacSha256,
+    key: SigningKey,
 }
 
 impl Signer {
-    /// A signer for `key` (a `sig_...` string, used as is).
+    /// A signer for `key` (a `sig_...` string, used as is), checked as [`SigningKeys::new`]
+    /// checks its keys.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::EmptyKey`] for an empty or blank key.
+    /// [`ConfigError::EmptyKey`] for an empty or blank key, [`ConfigError::KeyWhitespace`] for
+    /// one with leading or trailing whitespace (a key read with its newline would sign tokens
+    /// that no receiver configured with the real key accepts).
+    ///
+    /// [`SigningKeys::new`]: crate::SigningKeys::new
     pub fn new(key: impl AsRef<str>) -> Result<Self, ConfigError> {
-        let key = key.as_ref();
-        if key.trim().is_empty() {
-            return Err(ConfigError::EmptyKey("signing"));
-        }
-        let mac = HmacSha256::new_from_slice(key.as_bytes())
-            .map_err(|_| ConfigError::EmptyKey("signing"))?;
-        Ok(Self { mac })
+        SigningKey::new(key.as_ref(), "signing").map(|key| Self { key })
     }
 
     /// A token for a delivery of `body` to `url`, issued now.
@@ -90,7 +89,7 @@ impl Signer {
         token.push_str(HEADER_B64);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(claims_json, &mut token);
-        let mut mac = self.mac.clone();
+        let mut mac = self.key.mac();
         mac.update(token.as_bytes());
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
@@ -177,4 +176,23 @@ pub fn new_id(prefix: &str) -> String {
         }
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked_like_the_verifiers() {
+        let cases = [
+            ("", Some(ConfigError::EmptyKey("signing"))),
+            (" \n", Some(ConfigError::EmptyKey("signing"))),
+            ("sig_abc\n", Some(ConfigError::KeyWhitespace("signing"))),
+            (" sig_abc", Some(ConfigError::KeyWhitespace("signing"))),
+            ("sig_abc", None),
+        ];
+        for (key, want) in cases {
+            assert_eq!(Signer::new(key).err(), want, "{key:?}");
+        }
+    }
 }
