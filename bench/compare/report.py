@@ -290,7 +290,13 @@ def main(out_dir, target):
     w("bench/compare/run.sh   # prerequisites at the top of the script")
     w("```")
     w("")
-    Path(target).write_text("\n".join(lines))
+    # The load test's section (scripts/load.sh, written by hand) is kept as it is.
+    previous = Path(target).read_text() if Path(target).exists() else ""
+    kept = previous[previous.find(LOAD_HEADING):] if LOAD_HEADING in previous else ""
+    Path(target).write_text("\n".join(lines) + kept)
+
+
+LOAD_HEADING = "## Under hostile load"
 
 
 if __name__ == "__main__":
