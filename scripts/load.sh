@@ -214,21 +214,22 @@ read -r base_rss base_hwm < <(memory)
 rows+=("baseline|-|-|-|-|-|-|-|$(mib "$base_rss")|$(mib "$base_hwm")|-")
 
 # ---------------------------------------------------------------------------------------
-section "A0: exact per-class check (wrk -t$THREADS -c$THREADS -d$EXACT_DURATION, one connection per thread)"
-sign_mix
-begin_phase
-rc=0
-run_logged "$work/a0.out" wrk -t"$THREADS" -c"$THREADS" -d"$EXACT_DURATION" --latency \
-    -s "$here/mixed.lua" "$url" -- "$work" exact "$THREADS" || rc=$?
-end_phase "A0 exact mix" "$work/a0.out" "$rc"
+# One wrk phase: wrk_phase TITLE ROW OUT CONNECTIONS DURATION MODE (MODE: mixed.lua's mode).
+wrk_phase() {
+    local title=$1 row=$2 out=$3 connections=$4 duration=$5 mode=$6 rc=0
+    section "$title (wrk -t$THREADS -c$connections -d$duration --latency)"
+    sign_mix
+    begin_phase
+    run_logged "$out" wrk -t"$THREADS" -c"$connections" -d"$duration" --latency \
+        -s "$here/mixed.lua" "$url" -- "$work" "$mode" "$connections" || rc=$?
+    end_phase "$row" "$out" "$rc"
+}
 
-section "A1: mixed hostile traffic (wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency)"
-sign_mix
-begin_phase
-rc=0
-run_logged "$work/a1.out" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-    -s "$here/mixed.lua" "$url" -- "$work" mixed "$CONNECTIONS" || rc=$?
-end_phase "A1 mixed+oversize" "$work/a1.out" "$rc"
+wrk_phase "A0: exact per-class check, one connection per thread" "A0 exact mix" \
+    "$work/a0.out" "$THREADS" "$EXACT_DURATION" exact
+
+wrk_phase "A1: mixed hostile traffic" "A1 mixed+oversize" \
+    "$work/a1.out" "$CONNECTIONS" "$DURATION" mixed
 cat <<'EOF'
    Note: the receiver answers an oversize request 413 from its Content-Length without
    reading the body, and then closes the connection, without a "Connection: close" header.
@@ -238,13 +239,8 @@ cat <<'EOF'
    column. A2 repeats the run without oversize requests.
 EOF
 
-section "A2: valid + invalid only (wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency)"
-sign_mix
-begin_phase
-rc=0
-run_logged "$work/a2.out" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-    -s "$here/mixed.lua" "$url" -- "$work" nooversize "$CONNECTIONS" || rc=$?
-end_phase "A2 valid+invalid" "$work/a2.out" "$rc"
+wrk_phase "A2: valid + invalid only" "A2 valid+invalid" \
+    "$work/a2.out" "$CONNECTIONS" "$DURATION" nooversize
 
 # ---------------------------------------------------------------------------------------
 section "B1: $CONNECTIONS concurrent oversize uploads of 2 MiB, chunked (no Content-Length)"

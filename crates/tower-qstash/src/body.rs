@@ -38,7 +38,6 @@ pin_project! {
         limit: usize,
         first: Option<Bytes>,
         joined: Option<BytesMut>,
-        #[pin]
         deadline: Deadline,
     }
 }
@@ -67,7 +66,7 @@ where
         loop {
             let polled = this.body.as_mut().poll_frame(cx);
             let Poll::Ready(frame) = polled else {
-                if this.deadline.as_mut().expired(cx) {
+                if this.deadline.expired(cx) {
                     return Poll::Ready(Err(ReadError::TimedOut));
                 }
                 return Poll::Pending;

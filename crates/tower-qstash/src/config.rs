@@ -86,8 +86,8 @@ struct Inner {
 
 impl QStashConfig {
     /// A configuration with `verifier` and the defaults: 1 MiB body limit, 10 s to read the
-    /// body, path-and-query subject check, no trust in forwarded headers, 489 for undeserializable payloads, the
-    /// built-in rejection answers.
+    /// body, path-and-query subject check, no trust in forwarded headers, 489 for
+    /// undeserializable payloads, the built-in rejection answers.
     pub fn new(verifier: Verifier) -> Self {
         Self {
             inner: Arc::new(Inner {
