@@ -35,32 +35,10 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// schedule. QStash's default of 3 retries spans e^2.5 + e^5 + e^7.5 s ≈ 12 s + 148 s +
 /// 1808 s ≈ 33 minutes; 24 hours covers that some 40 times over, and every schedule of up
 /// to 4 retries (≈ 6.7 hours). A fifth and later retries each wait a full day (the backoff
-/// cap): with more retries, set [`Deduplicator::retention`] to [`retry_schedule_span`] of
+/// cap): with more retries, set [`Deduplicator::retention`] to [`retry_schedule_span`](qstash_receiver::retry::retry_schedule_span) of
 /// your retry count, plus the handler's time-out. Memory and Redis space grow with
 /// retention × message rate, which is why the default is not longer.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The delay QStash's default backoff waits before retry number `n` (1 for the first retry):
-/// `min(86400, e^(2.5 n))` seconds.
-#[must_use]
-pub fn qstash_backoff(n: u32) -> Duration {
-    const CAP_SECS: f64 = 86_400.0;
-    // e^(2.5 n) passes the cap at n = 5; stop computing before f64 could overflow.
-    let secs = if n >= 5 {
-        CAP_SECS
-    } else {
-        (2.5 * f64::from(n)).exp().min(CAP_SECS)
-    };
-    Duration::from_secs_f64(secs)
-}
-
-/// How long QStash's default schedule of `retries` retries lasts from the first attempt to
-/// the last: the sum of [`qstash_backoff`] for 1..=`retries`. A good lower bound for the
-/// [retention](Deduplicator::retention) when you publish with `Upstash-Retries: retries`.
-#[must_use]
-pub fn retry_schedule_span(retries: u32) -> Duration {
-    (1..=retries).map(qstash_backoff).sum()
-}
 
 /// What to do when the store fails (cannot be reached, times out, is full).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -476,7 +454,7 @@ impl<St: DedupeStore> Deduplicator<St> {
                 let secs = match self.store_retry_after {
                     // Whole seconds as QStash's table gives them (12 s, 148 s, ...).
                     RetryAfter::Backoff => {
-                        qstash_backoff(delivery.retried.saturating_add(1)).as_secs()
+                        qstash_receiver::retry::backoff(delivery.retried.saturating_add(1)).as_secs()
                     }
                     RetryAfter::Fixed(delay) => ceil_secs(delay),
                 };
@@ -585,16 +563,7 @@ fn ceil_secs(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_follows_qstash_table() {
-        // The table in QStash's retry docs: 12s, 2m28s, 30m8s, 6h7m6s, 24h, 24h.
-        let want = [12, 148, 1808, 22_026, 86_400, 86_400];
-        for (n, secs) in (1..).zip(want) {
-            assert_eq!(qstash_backoff(n).as_secs(), secs, "retry {n}");
-        }
-        assert_eq!(qstash_backoff(1000).as_secs(), 86_400);
-    }
+    use qstash_receiver::retry::retry_schedule_span;
 
     #[test]
     fn default_retention_covers_the_default_schedule() {

@@ -18,7 +18,7 @@ mod tower;
 pub use crate::actix::{DedupeGuard, DedupeMiddleware};
 pub use crate::deduplicator::{
     Answer, AnswerKind, Attempt, DEFAULT_LEASE, DEFAULT_RETENTION, DUPLICATE_HEADER, Decision,
-    Deduplicator, RetryAfter, StoreFailure, qstash_backoff, retry_schedule_span,
+    Deduplicator, RetryAfter, StoreFailure,
 };
 pub use crate::memory::{Clock, DEFAULT_CAPACITY, MemoryStore, SystemClock};
 #[cfg(feature = "redis")]

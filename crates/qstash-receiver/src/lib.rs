@@ -9,6 +9,7 @@ mod delivery;
 mod error;
 mod inspect;
 mod keys;
+pub mod retry;
 mod sign;
 mod verify;
 
