@@ -233,6 +233,21 @@ pub enum ConfigError {
         /// Why the value was refused (never the value itself).
         reason: &'static str,
     },
+    /// A public base URL that cannot be the start of a delivery's URL.
+    #[error("invalid public base URL: {reason}")]
+    InvalidBaseUrl {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Signing keys are configured and `QSTASH_DEV` asks for the public dev keys too.
+    #[error(
+        "`QSTASH_DEV` is set together with configured signing keys ({configured}): unset \
+         `QSTASH_DEV` in production, or unset the keys to verify with the public dev-server keys"
+    )]
+    DevWithConfiguredKeys {
+        /// The key variables that are set.
+        configured: String,
+    },
 }
 
 /// A `serde_json` error as text that never quotes the input: serde's "invalid type: string

@@ -9,6 +9,7 @@ mod delivery;
 mod error;
 mod inspect;
 mod keys;
+mod receive;
 pub mod retry;
 mod sign;
 mod verify;
@@ -25,8 +26,14 @@ pub use keys::{
     DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_DEV, ENV_NEXT, ENV_REGION,
     KNOWN_REGIONS, KeyRing, SigningKeys,
 };
+pub use receive::{
+    Admission, BUSY_RETRY_AFTER_SECS, BaseUrl, BodyFailure, Clock, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_BUDGET_BODIES, DEFAULT_MAX_BODY_BYTES, HeaderLookup, LOG_TARGET, LogLevel,
+    MAX_LOGGED_MESSAGE_ID, PayloadErrorStatus, Reason, Receiver, Refusal, RequestHead,
+    RequestTarget, SubjectPolicy, Verified,
+};
 pub use sign::{Signer, TOKEN_LIFETIME_SECS, new_id, new_token_id};
 pub use verify::{
-    DEFAULT_MAX_TOKEN_BYTES, REGION_HEADER, SIGNATURE_HEADER, Subject, Verifier, body_hash,
-    path_and_query, signature_from_headers, unix_now,
+    DEFAULT_MAX_TOKEN_BYTES, REGION_HEADER, SIGNATURE_HEADER, Subject, VerifiedToken, Verifier,
+    body_hash, path_and_query, signature_from_headers, unix_now,
 };

@@ -49,7 +49,14 @@ mod tests {
     #[test]
     fn follows_qstash_table() {
         // e^2.5 ≈ 12.18, e^5 ≈ 148.4, e^7.5 ≈ 1808.0, e^10 ≈ 22026.5, then the one-day cap.
-        let want = [(0, 1), (1, 12), (2, 148), (3, 1808), (4, 22_026), (5, 86_400)];
+        let want = [
+            (0, 1),
+            (1, 12),
+            (2, 148),
+            (3, 1808),
+            (4, 22_026),
+            (5, 86_400),
+        ];
         for (n, secs) in want {
             assert_eq!(backoff(n).as_secs(), secs, "retry {n}");
         }

@@ -28,7 +28,7 @@ pub const SIGNATURE_HEADER: &str = "upstash-signature";
 pub const REGION_HEADER: &str = "upstash-region";
 
 // Pre-parsed names: a lookup by `&str` parses the name on every call.
-const SIGNATURE_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
+pub(crate) const SIGNATURE_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
 pub(crate) const REGION_NAME: http::HeaderName = http::HeaderName::from_static(REGION_HEADER);
 
 /// Default bound on the token's length: real tokens are about 400 bytes plus the URL.
@@ -261,6 +261,33 @@ impl Verifier {
         self.verify_in_region_at(region, signature, body, subject, now)
     }
 
+    /// Verifies everything about `token` that does not need the body, with the keys of
+    /// `region` (the raw `Upstash-Region` value, if any) at `now` (unix seconds): its length
+    /// and shape, `alg`, the MAC (current key, then next), the claims' presence and types,
+    /// `iss`, the validity window and `sub`. The `body` claim is checked later, by
+    /// [`VerifiedToken::verify_body`], once the body is read.
+    ///
+    /// This is what lets a receiver refuse a forged or stale delivery before it reads a byte
+    /// of the body: the MAC covers the token's header and claims, not the body.
+    ///
+    /// # Errors
+    ///
+    /// As [`Verifier::verify_in_region_at`], but for [`ErrorKind::BodyHashMismatch`], which
+    /// only a `body` claim that can match no body at all (not a SHA-256 digest) gives here.
+    pub fn verify_token_in_region_at(
+        &self,
+        region: Option<&str>,
+        token: &str,
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Result<VerifiedToken, Error> {
+        let ring = self.keys.load();
+        let keys = ring
+            .keys_for(region)
+            .ok_or(Error::new(ErrorKind::NoSigningKeys))?;
+        self.verify_token_with(keys, token, subject, now)
+    }
+
     fn verify_with(
         &self,
         keys: &SigningKeys,
@@ -269,6 +296,17 @@ impl Verifier {
         subject: Subject<'_>,
         now: i64,
     ) -> Result<Claims, Error> {
+        self.verify_token_with(keys, token, subject, now)?
+            .verify_body(body)
+    }
+
+    fn verify_token_with(
+        &self,
+        keys: &SigningKeys,
+        token: &str,
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Result<VerifiedToken, Error> {
         if token.len() > self.max_token_bytes {
             return Err(Error::new(ErrorKind::TokenTooLong));
         }
@@ -351,11 +389,42 @@ impl Verifier {
             ));
         }
         check_subject(&raw.sub, subject)?;
+        let claimed = claimed_digest(&raw.body).ok_or(Error::new(ErrorKind::BodyHashMismatch))?;
+        Ok(VerifiedToken {
+            claims: Claims::new(&raw, matched, claimed),
+        })
+    }
+}
+
+/// A token whose MAC and claims are verified, all but the `body` claim: the state of a
+/// delivery between reading its headers and reading its body.
+#[derive(Debug, Clone)]
+#[must_use = "the body is not verified until `verify_body` is called"]
+pub struct VerifiedToken {
+    /// The claims, with the digest the `body` claim names (checked by `verify_body`).
+    claims: Claims,
+}
+
+impl VerifiedToken {
+    /// The token's `sub` claim.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        self.claims.subject()
+    }
+
+    /// Checks the `body` claim against SHA-256 of `body`, in constant time, and gives the
+    /// verified claims.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BodyHashMismatch`] when the body is not the one QStash signed.
+    pub fn verify_body(self, body: &[u8]) -> Result<Claims, Error> {
         let digest = Sha256::digest(body);
-        if !body_hash_matches(&raw.body, &digest) {
-            return Err(Error::new(ErrorKind::BodyHashMismatch));
+        if digest_matches(self.claims.body_digest(), &digest) {
+            Ok(self.claims)
+        } else {
+            Err(Error::new(ErrorKind::BodyHashMismatch))
         }
-        Ok(Claims::new(&raw, matched, digest.into()))
     }
 }
 
@@ -446,16 +515,20 @@ pub(crate) fn encode_hash(digest: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(digest)
 }
 
-/// Compares the `body` claim with the body's digest in constant time, ignoring `=` padding
-/// as the official receivers do: the claim is decoded (43 characters, canonical) and the
-/// digests compared as four words.
-fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
+/// The digest the `body` claim names, ignoring `=` padding as the official receivers do:
+/// 43 characters of canonical base64url. `None` for anything else, which matches no body.
+fn claimed_digest(claim: &str) -> Option<[u8; 32]> {
     let claim = claim.trim_end_matches('=').as_bytes();
+    if claim.len() != 43 {
+        return None;
+    }
     let mut buffer = [MaybeUninit::uninit(); 32];
-    let decoded = match base64url::decode(claim, &mut buffer) {
-        Some(decoded) if claim.len() == 43 => decoded,
-        _ => return false,
-    };
+    let decoded = base64url::decode(claim, &mut buffer)?;
+    decoded.try_into().ok()
+}
+
+/// Compares two SHA-256 digests in constant time, as four words.
+fn digest_matches(claimed: &[u8; 32], digest: &[u8]) -> bool {
     let words = |bytes: &[u8]| -> [u64; 4] {
         let mut words = [0u64; 4];
         for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -465,7 +538,12 @@ fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
         }
         words
     };
-    words(decoded).ct_eq(&words(digest)).into()
+    words(claimed).ct_eq(&words(digest)).into()
+}
+
+#[cfg(test)]
+fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
+    claimed_digest(claim).is_some_and(|claimed| digest_matches(&claimed, digest))
 }
 
 /// The path and query of an absolute URL (`/` when it has neither); `None` when `url` is not
