@@ -104,7 +104,11 @@ impl Delivery {
             topic_name: owned(&TOPIC_NAME, "Upstash-Topic-Name")?,
             caller_ip: owned(&CALLER_IP, "Upstash-Caller-Ip")?,
             region: owned(&crate::verify::REGION_NAME, "Upstash-Region")?,
-            content_type: owned(&CONTENT_TYPE, "Content-Type")?,
+            // Not a QStash header: a publisher's duplicate must not make a valid delivery
+            // non-retryable, so the first readable value is kept.
+            content_type: get_all(&CONTENT_TYPE)
+                .find_map(|v| self::one(std::iter::once(v), "Content-Type").ok().flatten())
+                .map(str::to_owned),
         })
     }
 
@@ -177,6 +181,24 @@ mod tests {
         assert_eq!(delivery.caller_ip.as_deref(), Some("178.247.74.179"));
         assert_eq!(delivery.region.as_deref(), Some("EU-CENTRAL-1"));
         assert_eq!(delivery.content_type.as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn a_repeated_content_type_keeps_the_first() {
+        let delivery = Delivery::from_headers(&headers(&[
+            ("upstash-message-id", b"msg_1"),
+            ("content-type", b"application/json"),
+            ("content-type", b"text/plain"),
+        ]))
+        .unwrap();
+        assert_eq!(delivery.content_type.as_deref(), Some("application/json"));
+        let delivery = Delivery::from_headers(&headers(&[
+            ("upstash-message-id", b"msg_1"),
+            ("content-type", b"\xff"),
+            ("content-type", b"text/plain"),
+        ]))
+        .unwrap();
+        assert_eq!(delivery.content_type.as_deref(), Some("text/plain"));
     }
 
     #[test]

@@ -106,11 +106,15 @@ impl SigningKeys {
     }
 
     /// Keys from `QSTASH_CURRENT_SIGNING_KEY` and `QSTASH_NEXT_SIGNING_KEY`, or the dev keys
-    /// when `QSTASH_DEV` is `true` or `1` (with a `tracing` warning).
+    /// when `QSTASH_DEV` is `true` or `1` and no key variable is set (announced once on
+    /// standard error and as a `tracing` warning).
     ///
     /// # Errors
     ///
-    /// A missing variable, or a key refused by [`SigningKeys::new`].
+    /// A missing variable, a key refused by [`SigningKeys::new`], or
+    /// [`ConfigError::DevWithConfiguredKeys`] when `QSTASH_DEV` is set together with any
+    /// signing-key variable: one stray variable must not replace production keys with keys
+    /// anyone can sign with.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(env_lookup)
     }
@@ -123,9 +127,8 @@ impl SigningKeys {
     /// As [`SigningKeys::from_env`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         if dev_requested(&lookup)? {
-            tracing::warn!(
-                "QSTASH_DEV is set: verifying with the public QStash dev-server keys; anyone can sign for them"
-            );
+            refuse_configured_keys(&lookup)?;
+            announce_dev_mode();
             return Ok(Self::dev());
         }
         Self::from_vars(&lookup, ENV_CURRENT, ENV_NEXT)
@@ -164,6 +167,36 @@ impl fmt::Debug for SigningKeys {
 
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// Fails when any signing-key variable is set (plain or per region).
+fn refuse_configured_keys(lookup: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    let mut names = vec![ENV_CURRENT.to_owned(), ENV_NEXT.to_owned()];
+    for region in KNOWN_REGIONS {
+        names.push(format!("{region}_{ENV_CURRENT}"));
+        names.push(format!("{region}_{ENV_NEXT}"));
+    }
+    let set: Vec<String> = names
+        .into_iter()
+        .filter(|name| lookup(name).is_some_and(|v| !v.trim().is_empty()))
+        .collect();
+    if set.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::DevWithConfiguredKeys {
+            configured: set.join(", "),
+        })
+    }
+}
+
+/// Dev mode is said where a person sees it, once per process: on standard error (the
+/// examples and most services install no `tracing` subscriber) and through `tracing`.
+fn announce_dev_mode() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    const TEXT: &str = "QSTASH_DEV is set: verifying with the public QStash dev-server keys; \
+                        anyone can sign deliveries for them. Never set it in production.";
+    ONCE.call_once(|| eprintln!("qstash-receiver: {TEXT}"));
+    tracing::warn!("{TEXT}");
 }
 
 fn dev_requested(lookup: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
@@ -389,6 +422,49 @@ mod tests {
             SigningKeys::from_lookup(vars(&[(ENV_DEV, "yes")])),
             Err(ConfigError::InvalidEnv { .. })
         ));
+    }
+
+    /// Regression: with configured keys, `QSTASH_DEV=1` used to replace them silently with the
+    /// public dev keys, so anyone could sign deliveries.
+    #[test]
+    fn dev_mode_with_configured_keys_is_a_configuration_error() {
+        let cases: [&[(&str, &str)]; 4] = [
+            &[(ENV_DEV, "1"), (ENV_CURRENT, "sig_a"), (ENV_NEXT, "sig_b")],
+            &[(ENV_DEV, "true"), (ENV_NEXT, "sig_b")],
+            &[
+                (ENV_DEV, "1"),
+                (ENV_REGION, "US_EAST_1"),
+                ("US_EAST_1_QSTASH_CURRENT_SIGNING_KEY", "sig_us1"),
+            ],
+            &[
+                (ENV_DEV, "1"),
+                ("EU_CENTRAL_1_QSTASH_NEXT_SIGNING_KEY", "sig_eu"),
+            ],
+        ];
+        for pairs in cases {
+            for result in [
+                SigningKeys::from_lookup(vars(pairs)).map(|_| ()),
+                KeyRing::from_lookup(vars(pairs)).map(|_| ()),
+            ] {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, ConfigError::DevWithConfiguredKeys { .. }),
+                    "{pairs:?}: {err}"
+                );
+                let text = err.to_string();
+                assert!(
+                    text.contains("QSTASH_DEV") && text.contains("SIGNING_KEY"),
+                    "{text}"
+                );
+                assert!(!text.contains("sig_"), "no key in the message: {text}");
+            }
+        }
+        // An empty key variable next to dev mode is not a configured key.
+        assert!(
+            SigningKeys::from_lookup(vars(&[(ENV_DEV, "1"), (ENV_CURRENT, "")]))
+                .unwrap()
+                .is_dev()
+        );
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn cases() -> Vec<Case> {
         ),
         refuse(
             "token over the bound",
-            format!("{good}{}", "A".repeat(4096)),
+            format!("{good}{}", "A".repeat(16 * 1024)),
             TokenTooLong,
         ),
         // keys
@@ -678,4 +678,28 @@ fn region_header_selects_region_keys() {
         )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoSigningKeys);
+}
+
+/// A delivery to a long URL (8 KiB of path and query) is accepted: QStash signs the whole URL
+/// into `sub`, so its token is about 11 KiB, past the old 4 KiB bound.
+#[test]
+fn a_token_for_an_8_kib_url_verifies() {
+    let path = format!("/hook?q={}", "x".repeat(8 * 1024));
+    let url = format!("https://app.example.com{path}");
+    let token = qstash_receiver::Signer::new(CURRENT)
+        .unwrap()
+        .sign_at(&url, BODY, NOW);
+    assert!(token.len() > 8 * 1024, "{}", token.len());
+    let verifier = qstash_receiver::Verifier::new(
+        qstash_receiver::SigningKeys::new(CURRENT, "sig_next_key_for_the_test").unwrap(),
+    );
+    let claims = verifier
+        .verify_at(
+            &token,
+            BODY,
+            qstash_receiver::Subject::PathAndQuery(&path),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(claims.subject(), url);
 }
