@@ -10,28 +10,18 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::deadline::Deadline;
-use crate::verify::BoxError;
+use qstash_receiver::BodyFailure;
 
-/// Why a body could not be read whole.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    /// It grew past the limit; the rest was not read.
-    TooLarge,
-    /// It did not arrive whole within the time limit.
-    TimedOut,
-    /// The body stream failed.
-    Body(BoxError),
-}
+use crate::deadline::Deadline;
 
 pin_project! {
-    /// Reads a whole body, counting: fails with [`ReadError::TooLarge`] as soon as it grows
-    /// past `limit`, without reading the rest, and with [`ReadError::TimedOut`] when it is not
+    /// Reads a whole body, counting: fails with [`BodyFailure::TooLarge`] as soon as it grows
+    /// past `limit`, without reading the rest, and with [`BodyFailure::TimedOut`] when it is not
     /// whole `timeout` after it first had to be waited for (a total, not a per-read, limit:
     /// a body trickling in a byte at a time is cut off as surely as a stalled one). A body that
     /// arrives in one chunk is handed on as that chunk, without a copy (the usual case: one
     /// read of a small request); several chunks are joined into one buffer. Trailers are
-    /// ignored.
+    /// ignored; a failing body stream is [`BodyFailure::Unreadable`].
     pub(crate) struct ReadBody<B> {
         #[pin]
         body: B,
@@ -54,12 +44,8 @@ impl<B> ReadBody<B> {
     }
 }
 
-impl<B> Future for ReadBody<B>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    type Output = Result<Bytes, ReadError>;
+impl<B: Body> Future for ReadBody<B> {
+    type Output = Result<Bytes, BodyFailure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -67,7 +53,7 @@ where
             let polled = this.body.as_mut().poll_frame(cx);
             let Poll::Ready(frame) = polled else {
                 if this.deadline.expired(cx) {
-                    return Poll::Ready(Err(ReadError::TimedOut));
+                    return Poll::Ready(Err(BodyFailure::TimedOut));
                 }
                 return Poll::Pending;
             };
@@ -78,7 +64,7 @@ where
                 };
                 return Poll::Ready(Ok(bytes));
             };
-            let frame = frame.map_err(|e| ReadError::Body(e.into()))?;
+            let frame = frame.map_err(|_| BodyFailure::Unreadable)?;
             let Ok(mut data) = frame.into_data() else {
                 continue;
             };
@@ -88,7 +74,7 @@ where
                 .as_ref()
                 .map_or_else(|| this.first.as_ref().map_or(0, Bytes::len), BytesMut::len);
             if len > this.limit.saturating_sub(so_far) {
-                return Poll::Ready(Err(ReadError::TooLarge));
+                return Poll::Ready(Err(BodyFailure::TooLarge));
             }
             if len == 0 {
                 continue;
@@ -297,7 +283,7 @@ mod tests {
             let result = ReadBody::new(body, case.limit, None).await;
             match (result, case.want) {
                 (Ok(bytes), Some(want)) => assert_eq!(bytes, want, "{}", case.name),
-                (Err(ReadError::TooLarge), None) => {}
+                (Err(BodyFailure::TooLarge), None) => {}
                 (other, _) => panic!("{}: {other:?}", case.name),
             }
         }
@@ -330,7 +316,7 @@ mod tests {
     async fn a_stalled_body_times_out() {
         let start = tokio::time::Instant::now();
         let result = ReadBody::new(Never, 10, Some(Duration::from_secs(3))).await;
-        assert!(matches!(result, Err(ReadError::TimedOut)), "{result:?}");
+        assert!(matches!(result, Err(BodyFailure::TimedOut)), "{result:?}");
         assert_eq!(start.elapsed().as_secs(), 3);
     }
 

@@ -1,52 +1,60 @@
-//! axum extractors: [`QStash<T>`], [`QStashRaw`], [`QStashCallback<T>`].
+//! axum extractors: [`QStash<T>`], [`QStashRaw`], [`QStashCallback`].
 //!
 //! Behind [`QStashLayer`](crate::QStashLayer) they take what the layer verified from the
-//! request's extensions (no second verification) and use the layer's configuration. Without
-//! the layer they verify by themselves with the configuration their second type parameter
-//! `K` names, taken from the router's state through `FromRef`; see [`ConfigSource`].
+//! request's extensions (no second verification, the layer's payload-error status). Without
+//! the layer they run the core's pipeline themselves with the [`Receiver`] their type
+//! parameter `K` names, taken from the router's state; see [`ConfigSource`].
 
 use std::marker::PhantomData;
 
 use axum_core::extract::{FromRef, FromRequest, Request};
 use bytes::Bytes;
-use qstash_receiver::{Callback, CallbackError, Claims, Delivery, Verifier};
+use qstash_receiver::{
+    Callback, CallbackError, Claims, Delivery, Receiver, Refusal, Verified, Verifier,
+};
 use serde::de::DeserializeOwned;
 
-use crate::config::QStashConfig;
-use crate::layer::VerifiedByLayer;
-use crate::rejection::{InvalidCallback, InvalidPayload, MissingLayer, QStashRejection};
-use crate::verify::{self, refuse};
+use crate::body::ReadBody;
+use crate::head;
+use crate::layer::{RejectionHook, VerifiedByLayer};
+use crate::rejection::QStashRejection;
 
-/// Where an extractor without [`QStashLayer`](crate::QStashLayer) in front of it gets its
-/// [`QStashConfig`] from: the `K` of [`QStash<T, K>`], [`QStashRaw<K>`] and
-/// [`QStashCallback<T, K>`].
+/// Where an extractor gets its [`Receiver`] when no [`QStashLayer`](crate::QStashLayer)
+/// verified the request first: the `K` of [`QStash<T, K>`], [`QStashRaw<K>`] and
+/// [`QStashCallback<K>`].
 ///
-/// | `K` | configuration | state needed |
+/// | `K` | receiver | the router's state must |
 /// |---|---|---|
-/// | [`QStashConfig`] (the default) | from the state | `QStashConfig: FromRef<S>` |
-/// | [`Verifier`] | from the state, with the defaults of [`QStashConfig::new`] | `Verifier: FromRef<S>` |
-/// | [`Layered`] | none: the route must have the layer (else 500, [`MissingLayer`]) | none |
+/// | [`Receiver`] (the default) | from the state | give a `Receiver` (`FromRef`) |
+/// | [`Verifier`] | a default [`Receiver::new`] around the state's verifier, per request (its buffer budget is then not shared between requests: prefer a `Receiver`) | give a `Verifier` (`FromRef`) |
+/// | [`Layered`] | none: the route must have the layer (else 500, `not_configured`) | nothing: any state works |
 ///
-/// Behind the layer, every `K` uses what the layer verified and the layer's configuration.
-/// Sealed: the three types above are the only sources.
+/// Behind the layer, every `K` uses what the layer verified. Sealed: the three types above
+/// are the only sources.
+#[diagnostic::on_unimplemented(
+    message = "the QStash extractor cannot get a `Receiver` from the router state `{S}` (`{Self}: ConfigSource<{S}>` is not satisfied)",
+    label = "no `Receiver` in this state",
+    note = "behind `QStashLayer`, write `QStash<T, Layered>` (or `QStashRaw<Layered>`, `QStashCallback<Layered>`)",
+    note = "without the layer, put a `Receiver` in the router state: `.with_state(receiver)`, or `impl FromRef<YourState> for Receiver`"
+)]
 pub trait ConfigSource<S>: sealed::Sealed {
-    /// The configuration for a request without the layer, if this source has one.
-    fn config(state: &S) -> Option<QStashConfig>;
+    /// The receiver for a request without the layer, if this source has one.
+    fn receiver(state: &S) -> Option<Receiver>;
 }
 
 #[allow(unreachable_pub)]
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for super::QStashConfig {}
+    impl Sealed for super::Receiver {}
     impl Sealed for super::Verifier {}
     impl Sealed for super::Layered {}
 }
 
-impl<S> ConfigSource<S> for QStashConfig
+impl<S> ConfigSource<S> for Receiver
 where
     Self: FromRef<S>,
 {
-    fn config(state: &S) -> Option<QStashConfig> {
+    fn receiver(state: &S) -> Option<Receiver> {
         Some(Self::from_ref(state))
     }
 }
@@ -55,83 +63,69 @@ impl<S> ConfigSource<S> for Verifier
 where
     Self: FromRef<S>,
 {
-    fn config(state: &S) -> Option<QStashConfig> {
-        Some(QStashConfig::new(Self::from_ref(state)))
+    fn receiver(state: &S) -> Option<Receiver> {
+        Some(Receiver::new(Self::from_ref(state)))
     }
 }
 
 /// The [`ConfigSource`] for routes behind [`QStashLayer`](crate::QStashLayer): works with any
-/// state, and needs nothing in it. `QStash<Order, Layered>`.
+/// state and needs nothing in it, e.g. `QStash<Order, Layered>`. On a route without the layer
+/// the extractor refuses every request with [`Refusal::not_configured`] (500, logged at
+/// `error`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Layered;
 
 impl<S> ConfigSource<S> for Layered {
-    fn config(_: &S) -> Option<QStashConfig> {
+    fn receiver(_: &S) -> Option<Receiver> {
         None
     }
 }
 
-/// A verified delivery, before it is decoded.
-struct Verified {
-    body: Bytes,
-    delivery: Delivery,
-    claims: Claims,
-    config: QStashConfig,
-    headers: http::HeaderMap,
-}
-
-/// What the layer verified, or a verification with `K`'s configuration.
-async fn verified<K, S>(req: Request, state: &S) -> Result<Verified, QStashRejection>
+/// What the layer verified, or the pipeline run here with `K`'s receiver; with the hook for
+/// the extractor's own refusals.
+async fn verified<K, S>(
+    req: Request,
+    state: &S,
+) -> Result<(Verified, Option<RejectionHook>), QStashRejection>
 where
     K: ConfigSource<S>,
 {
     let (mut parts, body) = req.into_parts();
-    if let Some(VerifiedByLayer { config, body }) = parts.extensions.remove::<VerifiedByLayer>() {
-        let claims = parts.extensions.remove::<Claims>();
-        let delivery = parts.extensions.remove::<Delivery>();
-        if let (Some(claims), Some(delivery)) = (claims, delivery) {
-            // The bytes the layer verified (a reference to the same buffer as the request's
-            // body, which is not read again).
-            return Ok(Verified {
-                body,
-                delivery,
-                claims,
-                config,
-                headers: parts.headers,
-            });
-        }
+    if let Some(VerifiedByLayer { verified, hook }) = parts.extensions.remove() {
+        return Ok((verified, hook));
     }
-    let Some(config) = K::config(state) else {
-        return Err(refuse(MissingLayer, &parts.headers));
+    let Some(receiver) = K::receiver(state) else {
+        return Err(Refusal::not_configured(
+            "QStash extractor with `Layered` on a route without `QStashLayer`",
+        )
+        .into());
     };
-    let body = verify::read_body(&parts.headers, body, &config).await?;
-    let (claims, delivery) = verify::verify(&config, &parts, &body)?;
-    Ok(Verified {
-        body,
-        delivery,
-        claims,
-        config,
-        headers: parts.headers,
-    })
+    let admission = head::check(&receiver, &parts, &body)?;
+    let read = ReadBody::new(body, admission.body_limit(), admission.body_timeout()).await;
+    let verified = match read {
+        Ok(bytes) => admission.finish(bytes)?,
+        Err(failure) => return Err(admission.body_failed(failure).into()),
+    };
+    Ok((verified, None))
 }
 
 /// A verified QStash delivery whose JSON body deserialized into `T`.
 ///
-/// Refusals: 401 for a missing, repeated or invalid signature, 413 for a body over the limit,
-/// and, once the signature is valid, 489 with `Upstash-NonRetryable-Error: true` (or the
-/// configured status) for a body that is not a `T` or unusable `Upstash-*` headers. See
-/// [`QStashRejection`].
+/// Refusals are the core's (see [`Refusal`]): 401 for a missing or invalid signature, 413 for
+/// a body over the limit, …, and, once the signature is valid, 489 with
+/// `Upstash-NonRetryable-Error: true` (or 422, see
+/// [`PayloadErrorStatus`](qstash_receiver::PayloadErrorStatus)) for a body that is not a `T`.
 ///
-/// `K` says where the configuration comes from when no [`QStashLayer`](crate::QStashLayer)
-/// verified the request first: by default a [`QStashConfig`] in the state; [`Layered`] for
-/// routes behind the layer with any state. See [`ConfigSource`].
+/// `K` says where the [`Receiver`] comes from when no [`QStashLayer`](crate::QStashLayer)
+/// verified the request first: by default from the state; [`Layered`] for routes behind the
+/// layer with any state. See [`ConfigSource`].
 ///
 /// # Examples
 ///
 /// ```
 /// use axum::{Router, routing::post};
-/// use qstash_receiver::{SigningKeys, Verifier};
-/// use tower_qstash::{QStash, QStashConfig};
+/// use qstash_receiver::{Receiver, SigningKeys};
+/// use tower_qstash::QStash;
 ///
 /// #[derive(serde::Deserialize)]
 /// struct Order { id: u64 }
@@ -140,15 +134,15 @@ where
 ///     format!("order {} (message {}, retried {})", payload.id, delivery.message_id, delivery.retried)
 /// }
 ///
-/// let verifier = Verifier::new(SigningKeys::new("sig_current", "sig_next")?);
+/// let receiver = Receiver::from(SigningKeys::new("sig_current", "sig_next")?);
 /// let app: Router = Router::new()
 ///     .route("/api/orders", post(handle))
-///     .with_state(QStashConfig::new(verifier));
+///     .with_state(receiver);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
 #[derive(Debug, Clone)]
-pub struct QStash<T, K = QStashConfig> {
+pub struct QStash<T, K = Receiver> {
     /// The body, deserialized from JSON.
     pub payload: T,
     /// The `Upstash-*` headers: message id, retry count, …
@@ -179,32 +173,15 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let v = verified::<K, S>(req, state).await?;
-        match serde_json::from_slice(&v.body) {
-            Ok(payload) => Ok(Self::new(payload, v.delivery, v.claims)),
-            Err(e) => Err(refuse(
-                InvalidPayload::new(
-                    json_error_text(&e),
-                    v.config.payload_status(),
-                    v.config.hook(),
-                ),
-                &v.headers,
-            )),
+        let (verified, hook) = verified::<K, S>(req, state).await?;
+        match verified.json() {
+            Ok(payload) => {
+                let (claims, delivery, _) = verified.into_parts();
+                Ok(Self::new(payload, delivery, claims))
+            }
+            Err(refusal) => Err(QStashRejection::new(refusal, hook)),
         }
     }
-}
-
-/// A serde_json error as text that never quotes the input (its "invalid type: string
-/// \"...\"" messages would copy body content into logs): the category and the position.
-fn json_error_text(e: &serde_json::Error) -> Box<str> {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Io => "I/O error",
-        Category::Syntax => "not valid JSON",
-        Category::Data => "JSON of another shape",
-        Category::Eof => "JSON ends early",
-    };
-    format!("{what} at line {}, column {}", e.line(), e.column()).into()
 }
 
 /// A verified QStash delivery with its raw body, for payloads that are not JSON.
@@ -212,7 +189,7 @@ fn json_error_text(e: &serde_json::Error) -> Box<str> {
 /// Refusals as for [`QStash`], without the payload check. `K` as for [`QStash`].
 #[must_use]
 #[derive(Debug, Clone)]
-pub struct QStashRaw<K = QStashConfig> {
+pub struct QStashRaw<K = Receiver> {
     /// The body, exactly as signed.
     pub body: Bytes,
     /// The `Upstash-*` headers.
@@ -242,8 +219,9 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let v = verified::<K, S>(req, state).await?;
-        Ok(Self::new(v.body, v.delivery, v.claims))
+        let (verified, _) = verified::<K, S>(req, state).await?;
+        let (claims, delivery, body) = verified.into_parts();
+        Ok(Self::new(body, delivery, claims))
     }
 }
 
@@ -251,9 +229,10 @@ where
 /// `Upstash-Callback` / `Upstash-Failure-Callback` URL after delivering a message.
 ///
 /// The body is parsed with [`Callback::from_slice`]; a body that is not a callback gets 489
-/// (or the configured status). The destination's response body is decoded into `T` only when
-/// you call [`response`](Self::response): a failure callback usually carries an error page,
-/// and refusing it would send the callback to the dead-letter queue. `K` as for [`QStash`].
+/// (or 422, as for [`QStash`]). The destination's response body is decoded only when you call
+/// [`response`](Self::response), into the type you name there: a failure callback usually
+/// carries an error page, and refusing it would send the callback to the dead-letter queue.
+/// `K` as for [`QStash`].
 ///
 /// # Examples
 ///
@@ -263,8 +242,8 @@ where
 /// #[derive(serde::Deserialize)]
 /// struct Receipt { ok: bool }
 ///
-/// async fn on_callback(callback: QStashCallback<Receipt, Layered>) {
-///     match callback.response() {
+/// async fn on_callback(callback: QStashCallback<Layered>) {
+///     match callback.response::<Receipt>() {
 ///         Ok(receipt) if callback.callback.is_success() => assert!(receipt.ok),
 ///         _ => eprintln!("message {:?} failed: {}", callback.callback.source_message_id, callback.callback.status),
 ///     }
@@ -272,41 +251,39 @@ where
 /// ```
 #[must_use]
 #[derive(Debug, Clone)]
-pub struct QStashCallback<T = serde_json::Value, K = QStashConfig> {
+pub struct QStashCallback<K = Receiver> {
     /// The callback: the destination's status, headers and body, the source message, …
     pub callback: Callback,
     /// The `Upstash-*` headers of the callback delivery itself.
     pub delivery: Delivery,
     /// The verified token's claims (`sub` is the callback URL).
     pub claims: Claims,
-    types: PhantomData<fn() -> (T, K)>,
+    source: PhantomData<fn() -> K>,
 }
 
-impl<T, K> QStashCallback<T, K> {
+impl<K> QStashCallback<K> {
     /// Builds the value a handler would get, e.g. to call the handler in a unit test.
     pub const fn new(callback: Callback, delivery: Delivery, claims: Claims) -> Self {
         Self {
             callback,
             delivery,
             claims,
-            types: PhantomData,
+            source: PhantomData,
         }
     }
-}
 
-impl<T: DeserializeOwned, K> QStashCallback<T, K> {
     /// The destination's response body, decoded from JSON into `T`.
     ///
     /// # Errors
     ///
     /// [`CallbackError::BodyJson`] when the body is not JSON of type `T` (as a failure
     /// callback's error page usually is not).
-    pub fn response(&self) -> Result<T, CallbackError> {
+    pub fn response<T: DeserializeOwned>(&self) -> Result<T, CallbackError> {
         self.callback.body_json()
     }
 }
 
-impl<S, T, K> FromRequest<S> for QStashCallback<T, K>
+impl<S, K> FromRequest<S> for QStashCallback<K>
 where
     S: Send + Sync,
     K: ConfigSource<S>,
@@ -314,42 +291,13 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let v = verified::<K, S>(req, state).await?;
-        match Callback::from_slice(&v.body) {
-            Ok(callback) => Ok(Self::new(callback, v.delivery, v.claims)),
-            Err(e) => Err(refuse(
-                InvalidCallback::new(e, v.config.payload_status(), v.config.hook()),
-                &v.headers,
-            )),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_errors_do_not_quote_the_body() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct T {
-            n: u32,
-        }
-        let cases = [
-            (
-                "wrong type",
-                r#"{"n":"secret-value"}"#,
-                "JSON of another shape",
-            ),
-            ("syntax", r#"{"n": secret"#, "not valid JSON"),
-            ("truncated", r#"{"n": 1"#, "JSON ends early"),
-        ];
-        for (name, json, want) in cases {
-            let e = serde_json::from_str::<T>(json).unwrap_err();
-            let text = json_error_text(&e);
-            assert!(text.starts_with(want), "{name}: {text}");
-            assert!(!text.contains("secret"), "{name}: {text}");
+        let (verified, hook) = verified::<K, S>(req, state).await?;
+        match verified.callback() {
+            Ok(callback) => {
+                let (claims, delivery, _) = verified.into_parts();
+                Ok(Self::new(callback, delivery, claims))
+            }
+            Err(refusal) => Err(QStashRejection::new(refusal, hook)),
         }
     }
 }

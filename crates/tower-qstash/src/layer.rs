@@ -1,133 +1,128 @@
-//! [`QStashLayer`] → [`QStashService`] → [`ResponseFuture`]: verify, then call the inner
-//! service with the verified request.
+//! [`QStashLayer`] → [`QStashService`] → [`ResponseFuture`]: the core's pipeline around an
+//! inner service. The pipeline decides; this only reads the body and writes the answer.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use qstash_receiver::{ConfigError, Verifier};
+use qstash_receiver::{Admission, ConfigError, Receiver, Refusal};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::{ReadBody, ResponseBody, VerifiedBody};
-use crate::config::QStashConfig;
-use crate::rejection::QStashRejection;
-use crate::verify::{self, BoxError};
+use crate::head;
 
-/// The mark the layer leaves on a request it verified, with its configuration and the bytes
-/// it verified, so that the extractors neither read the body nor verify again, and need no
-/// configuration of their own.
+type HookFn = dyn Fn(&Refusal) -> Response<Bytes> + Send + Sync;
+
+/// The answer to a refusal the user chose with [`QStashLayer::on_rejection`].
 #[derive(Clone)]
-#[cfg_attr(not(feature = "axum"), allow(dead_code))]
-pub(crate) struct VerifiedByLayer {
-    pub(crate) config: QStashConfig,
-    pub(crate) body: Bytes,
+pub(crate) struct RejectionHook(Arc<HookFn>);
+
+impl fmt::Debug for RejectionHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<hook>")
+    }
 }
 
-/// A [`Layer`] that verifies QStash deliveries before the inner service sees them.
+/// Logs `refusal` (the one event of its life) and builds its answer: the hook's, else the
+/// core's.
+pub(crate) fn answer(refusal: &Refusal, hook: Option<&RejectionHook>) -> Response<Bytes> {
+    refusal.log();
+    hook.map_or_else(|| refusal.to_response(), |hook| (hook.0)(refusal))
+}
+
+/// The mark the layer leaves on a request it verified, so that the extractors behind it
+/// neither read the body nor verify again: what the core verified (with its payload-error
+/// status) and the layer's hook, for the extractors' own refusals.
+#[derive(Clone)]
+#[cfg(feature = "axum")]
+pub(crate) struct VerifiedByLayer {
+    pub(crate) verified: qstash_receiver::Verified,
+    pub(crate) hook: Option<RejectionHook>,
+}
+
+/// A [`Layer`] that runs QStash's receiving pipeline ([`Receiver`]) before the inner service
+/// sees a request. See [`QStashService`] for what it does.
 ///
-/// See [`QStashService`] for what the service does. The builders are those of
-/// [`QStashConfig`].
+/// All policies (subject, body limit and timeout, payload-error status, buffer budget) are
+/// the [`Receiver`]'s; the layer adds only how refusals are answered.
 ///
 /// # Examples
 ///
 /// ```
-/// use qstash_receiver::{SigningKeys, Verifier};
+/// use qstash_receiver::{Receiver, SigningKeys, SubjectPolicy, Verifier};
 /// use tower_qstash::QStashLayer;
 ///
-/// let verifier = Verifier::new(SigningKeys::new("sig_current", "sig_next")?);
-/// let layer = QStashLayer::new(verifier)
+/// let receiver = Receiver::new(Verifier::new(SigningKeys::new("sig_current", "sig_next")?))
 ///     .max_body_bytes(256 * 1024)
-///     .public_base_url("https://app.example.com");
+///     .subject_policy(SubjectPolicy::public_base_url("https://app.example.com")?);
+/// let layer = QStashLayer::new(receiver);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct QStashLayer {
-    config: QStashConfig,
+    receiver: Receiver,
+    hook: Option<RejectionHook>,
 }
 
 impl QStashLayer {
-    /// A layer verifying with `verifier` (or a whole [`QStashConfig`]), with the defaults of
-    /// [`QStashConfig::new`].
-    pub fn new(config: impl Into<QStashConfig>) -> Self {
+    /// A layer over `receiver` (a [`Receiver`], or anything that becomes one: a
+    /// [`Verifier`](qstash_receiver::Verifier), [`SigningKeys`](qstash_receiver::SigningKeys)).
+    pub fn new(receiver: impl Into<Receiver>) -> Self {
         Self {
-            config: config.into(),
+            receiver: receiver.into(),
+            hook: None,
         }
     }
 
-    /// A layer over [`Verifier::from_env`], with the defaults.
+    /// A layer over [`Receiver::from_env`], with the defaults.
     ///
     /// # Errors
     ///
-    /// As [`Verifier::from_env`]: a missing or empty key variable.
+    /// As [`Receiver::from_env`]: a missing or empty key variable, or keys together with
+    /// `QSTASH_DEV`.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Verifier::from_env().map(Self::new)
+        Receiver::from_env().map(Self::new)
     }
 
-    /// See [`QStashConfig::max_body_bytes`]. Defaults to 1 MiB.
-    pub fn max_body_bytes(self, limit: usize) -> Self {
-        self.map(|c| c.max_body_bytes(limit))
-    }
-
-    /// See [`QStashConfig::body_timeout`]. Defaults to 10 seconds.
-    pub fn body_timeout(self, timeout: impl Into<Option<std::time::Duration>>) -> Self {
-        self.map(|c| c.body_timeout(timeout))
-    }
-
-    /// See [`QStashConfig::public_base_url`]. Defaults to comparing the path and query only.
-    pub fn public_base_url(self, base_url: impl Into<String>) -> Self {
-        self.map(|c| c.public_base_url(base_url))
-    }
-
-    /// See [`QStashConfig::dangerously_skip_subject_check`].
+    /// Answers every refusal with `hook` instead of [`Refusal::to_response`], including the
+    /// payload refusals of the extractors behind this layer. The refusal is logged either way.
     ///
-    /// # Security
-    ///
-    /// A token signed for any of your endpoints is then accepted by this one.
-    pub fn dangerously_skip_subject_check(self) -> Self {
-        self.map(QStashConfig::dangerously_skip_subject_check)
-    }
-
-    /// See [`QStashConfig::trust_forwarded_headers`]. Defaults to `false`.
-    pub fn trust_forwarded_headers(self, trust: bool) -> Self {
-        self.map(|c| c.trust_forwarded_headers(trust))
-    }
-
-    /// See [`QStashConfig::payload_error_status`]. Defaults to 489 (only 489 and 422 make
-    /// sense).
-    pub fn payload_error_status(self, status: StatusCode) -> Self {
-        self.map(|c| c.payload_error_status(status))
-    }
-
-    /// See [`QStashConfig::on_rejection`]. Defaults to the built-in short text answers.
-    pub fn on_rejection<F>(self, hook: F) -> Self
+    /// Defaults to [`Refusal::to_response`]. Keep a non-2xx status (QStash counts a 2xx as
+    /// delivered) and the refusal's [`headers`](Refusal::headers) (`Connection: close` keeps
+    /// a keep-alive client's next request from being lost; `Upstash-NonRetryable-Error` and
+    /// `Retry-After` steer QStash's retries): start from `refusal.to_response()` and change
+    /// the body.
+    pub fn on_rejection<F>(mut self, hook: F) -> Self
     where
-        F: Fn(&QStashRejection) -> Response<Bytes> + Send + Sync + 'static,
+        F: Fn(&Refusal) -> Response<Bytes> + Send + Sync + 'static,
     {
-        self.map(|c| c.on_rejection(hook))
+        self.hook = Some(RejectionHook(Arc::new(hook)));
+        self
     }
 
-    /// The configuration.
-    pub const fn config(&self) -> &QStashConfig {
-        &self.config
+    /// The receiver.
+    pub const fn receiver(&self) -> &Receiver {
+        &self.receiver
     }
 
-    fn map(self, f: impl FnOnce(QStashConfig) -> QStashConfig) -> Self {
-        Self {
-            config: f(self.config),
-        }
+    /// The receiver (the same as [`receiver`](Self::receiver)).
+    pub const fn config(&self) -> &Receiver {
+        &self.receiver
     }
 }
 
-impl From<QStashConfig> for QStashLayer {
-    fn from(config: QStashConfig) -> Self {
-        Self::new(config)
+impl From<Receiver> for QStashLayer {
+    fn from(receiver: Receiver) -> Self {
+        Self::new(receiver)
     }
 }
 
@@ -135,47 +130,45 @@ impl<S> Layer<S> for QStashLayer {
     type Service = QStashService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        QStashService::new(inner, self.config.clone())
+        QStashService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
-/// A [`Service`] that verifies QStash deliveries before calling the inner service.
+/// A [`Service`] that runs QStash's receiving pipeline before calling the inner service.
 ///
 /// For each request it:
-/// 1. refuses a `Content-Length` over the limit with 413, before reading anything;
-/// 2. reads the body, counting, and refuses it with 413 as soon as it grows past the limit,
-///    without reading the rest, and with 408 when it is not whole within the
-///    [body timeout](QStashConfig::body_timeout) (a failing body gets 400);
-/// 3. verifies the `Upstash-Signature` token over the bytes, and the `sub` claim under the
-///    subject policy (the request's original URI under axum's `Router::nest`): 401 on any
-///    failure;
-/// 4. reads the `Upstash-*` headers into a [`Delivery`](qstash_receiver::Delivery): 489 with
-///    `Upstash-NonRetryable-Error: true` (or the configured status) when they are unusable;
-/// 5. calls the inner service with the same request, its body replaced by the buffered bytes
+/// 1. calls [`Receiver::check_head`] with the request's head (method, path and query, under
+///    axum's `Router::nest` the original ones, scheme, authority, version, headers, and the
+///    body's exact size hint), before reading any byte of the body. A refusal is answered at
+///    once, and the body is never polled;
+/// 2. reads the body up to the admission's limit within its timeout (a total, on Tokio's
+///    timer), then calls [`Admission::finish`];
+/// 3. calls the inner service with the same request, its body replaced by the verified bytes
 ///    ([`VerifiedBody`], no copy), and the verified [`Claims`](qstash_receiver::Claims) and
 ///    [`Delivery`](qstash_receiver::Delivery) in its extensions.
 ///
-/// Each refusal is logged once through `tracing` (reason and message id) and answered with a
-/// short text, or by the [`on_rejection`](QStashLayer::on_rejection) hook; the inner service
-/// is not called.
+/// What each refusal is answered with is the core's decision (see
+/// [`Refusal`](qstash_receiver::Refusal)); the service logs it once ([`Refusal::log`]) and
+/// writes it, or the [`on_rejection`](QStashLayer::on_rejection) hook's answer. The inner
+/// service is not called.
 #[derive(Clone, Debug)]
 pub struct QStashService<S> {
     inner: S,
-    config: QStashConfig,
+    layer: QStashLayer,
 }
 
 impl<S> QStashService<S> {
-    /// Wraps `inner`, verifying with `config` (a [`Verifier`] or a [`QStashConfig`]).
-    pub fn new(inner: S, config: impl Into<QStashConfig>) -> Self {
-        Self {
-            inner,
-            config: config.into(),
-        }
+    /// Wraps `inner` in the pipeline of `receiver`.
+    pub fn new(inner: S, receiver: impl Into<Receiver>) -> Self {
+        QStashLayer::new(receiver).layer(inner)
     }
 
-    /// A [`QStashLayer`] with `config`.
-    pub fn layer(config: impl Into<QStashConfig>) -> QStashLayer {
-        QStashLayer::new(config)
+    /// A [`QStashLayer`] over `receiver`.
+    pub fn layer(receiver: impl Into<Receiver>) -> QStashLayer {
+        QStashLayer::new(receiver)
     }
 
     /// The inner service.
@@ -198,7 +191,6 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for QStashService<S>
 where
     S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
     ReqBody: Body,
-    ReqBody::Error: Into<BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -209,25 +201,27 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // `self.inner` is the clone that `poll_ready` readied: keep that one for this request
-        // and leave a fresh clone in its place (tower's documented pattern).
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
-        let limit = self.config.limit();
-        let state = if verify::declared_too_large(&parts.headers, &body, limit) {
-            let refusal = verify::too_large(&self.config, &parts.headers);
-            State::Refused {
-                response: Some(refusal.into_http()),
-            }
-        } else {
-            State::Reading {
-                read: ReadBody::new(body, limit, self.config.timeout()),
-                pending: Some(Pending {
-                    inner,
-                    parts,
-                    config: self.config.clone(),
-                }),
+        let state = match head::check(&self.layer.receiver, &parts, &body) {
+            // Answered before the body is polled: hyper then writes the answer (with
+            // `Connection: close`) and closes, whatever the client still sends.
+            Err(refusal) => State::Refused {
+                response: Some(answer(&refusal, self.layer.hook.as_ref())),
+            },
+            Ok(admission) => {
+                // `self.inner` is the clone that `poll_ready` readied: keep that one for this
+                // request and leave a fresh clone in its place (tower's documented pattern).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                State::Reading {
+                    read: ReadBody::new(body, admission.body_limit(), admission.body_timeout()),
+                    pending: Some(Pending {
+                        inner,
+                        parts,
+                        admission,
+                        hook: self.layer.hook.clone(),
+                    }),
+                }
             }
         };
         ResponseFuture { state }
@@ -238,12 +232,13 @@ where
 struct Pending<S> {
     inner: S,
     parts: Parts,
-    config: QStashConfig,
+    admission: Admission,
+    hook: Option<RejectionHook>,
 }
 
 pin_project! {
-    /// The response future of [`QStashService`]: reads the body, verifies it, then runs the
-    /// inner service's future.
+    /// The response future of [`QStashService`]: reads the body of an admitted request,
+    /// finishes its verification, then runs the inner service's future.
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<VerifiedBody>>,
@@ -278,7 +273,6 @@ impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
     S: Service<Request<VerifiedBody>, Response = Response<ResBody>>,
     B: Body,
-    B::Error: Into<BoxError>,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -291,33 +285,31 @@ where
                     let Pending {
                         mut inner,
                         mut parts,
-                        config,
+                        admission,
+                        hook,
                     } = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let verified = read
-                        .map_err(|e| verify::body_error(e, &config, &parts.headers))
-                        .and_then(|bytes| {
-                            verify::verify(&config, &parts, &bytes).map(|v| (v, bytes))
-                        });
-                    match verified {
-                        Ok(((claims, delivery), bytes)) => {
-                            parts.extensions.insert(claims);
-                            parts.extensions.insert(delivery);
-                            let body = VerifiedBody::new(bytes.clone());
-                            parts.extensions.insert(VerifiedByLayer {
-                                config,
-                                body: bytes,
-                            });
-                            let request = Request::from_parts(parts, body);
-                            let future = inner.call(request);
-                            state.set(State::Calling { future });
-                        }
+                    let verified = match read {
+                        Ok(bytes) => admission.finish(bytes),
+                        Err(failure) => Err(admission.body_failed(failure)),
+                    };
+                    let verified = match verified {
+                        Ok(verified) => verified,
                         Err(refusal) => {
-                            let response = refusal.into_http();
+                            let response = answer(&refusal, hook.as_ref());
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
-                    }
+                    };
+                    parts.extensions.insert(verified.claims.clone());
+                    parts.extensions.insert(verified.delivery.clone());
+                    let body = VerifiedBody::new(verified.body.clone());
+                    #[cfg(feature = "axum")]
+                    parts.extensions.insert(VerifiedByLayer { verified, hook });
+                    #[cfg(not(feature = "axum"))]
+                    let _ = (verified, hook);
+                    let future = inner.call(Request::from_parts(parts, body));
+                    state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
