@@ -444,7 +444,9 @@ impl Connection {
         Self { sender, addr }
     }
 
-    /// Sends `target` with `headers` and `body`; `Host` is set to the server's address.
+    /// Sends `target` with `headers` and `body`; `Host` is set to the server's address. After
+    /// an answer with `Connection: close`, the next request goes on a new connection, as
+    /// keep-alive clients do.
     pub async fn send(&mut self, target: &str, headers: &HeaderMap, body: ClientBody) -> Answer {
         let mut request = Request::post(target).body(body).unwrap();
         request.headers_mut().extend(headers.clone());
@@ -456,6 +458,13 @@ impl Connection {
         let response = self.sender.send_request(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
+        if parts
+            .headers
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v == "close")
+        {
+            *self = Self::open(self.addr).await;
+        }
         Answer {
             status: parts.status,
             headers: parts.headers,
