@@ -65,6 +65,15 @@ pub enum Subject<'a> {
     DangerouslySkipCheck,
 }
 
+impl Subject<'_> {
+    /// Whether a token's `sub` claim passes this check: the comparison the verifier makes,
+    /// for tools that explain a refusal.
+    #[must_use]
+    pub fn matches(&self, sub: &str) -> bool {
+        check_subject(sub, *self).is_ok()
+    }
+}
+
 /// Verifies `Upstash-Signature` tokens.
 ///
 /// Cheap to clone: clones share the keys, so [`Verifier::rotate`] on any clone is seen by all
@@ -313,10 +322,9 @@ impl Verifier {
             return Err(Error::new(ErrorKind::TokenTooLong));
         }
         let token = token.as_bytes();
-        let header_end = memchr::memchr(b'.', token).ok_or(Error::with_text(
-            ErrorKind::MalformedToken,
-            "expected three segments",
-        ))?;
+        let header_end = memchr::memchr(b'.', token).ok_or_else(|| {
+            Error::with_text(ErrorKind::MalformedToken, "expected three segments")
+        })?;
         let signature_start = memchr::memrchr(b'.', token).unwrap_or(header_end) + 1;
         if signature_start <= header_end + 1 {
             return Err(Error::with_text(
@@ -365,10 +373,9 @@ impl Verifier {
             heap.resize(needed, MaybeUninit::uninit());
             &mut heap[..]
         };
-        let payload = base64url::decode(payload_b64, buffer).ok_or(Error::with_text(
-            ErrorKind::MalformedToken,
-            "payload is not base64url",
-        ))?;
+        let payload = base64url::decode(payload_b64, buffer).ok_or_else(|| {
+            Error::with_text(ErrorKind::MalformedToken, "payload is not base64url")
+        })?;
         let raw = claims::parse(payload)?;
 
         let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);

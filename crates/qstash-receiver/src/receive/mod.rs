@@ -545,10 +545,7 @@ fn signature<H: HeaderLookup + ?Sized>(headers: &H) -> Result<&str, Error> {
     std::str::from_utf8(value)
         .ok()
         .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
-        .ok_or(Error::with_text(
-            ErrorKind::MalformedToken,
-            "header is not visible ASCII",
-        ))
+        .ok_or_else(|| Error::with_text(ErrorKind::MalformedToken, "header is not visible ASCII"))
 }
 
 /// `Content-Length`, when there is exactly one valid value.
