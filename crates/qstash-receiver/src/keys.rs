@@ -71,6 +71,15 @@ pub struct SigningKeys {
 }
 
 impl SigningKeys {
+    /// A pair of the same key twice: what a [`Signer`](crate::Signer) verifies its own tokens with.
+    pub(crate) fn same(key: SigningKey) -> Self {
+        Self {
+            current: key.clone(),
+            next: key,
+            dev: false,
+        }
+    }
+
     /// The current and next keys, as shown in the QStash console (`sig_...`).
     ///
     /// # Errors

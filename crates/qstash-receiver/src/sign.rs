@@ -136,6 +136,47 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// A delivery of `body` to `url`, signed now and verified by the receiving pipeline with
+    /// this signer's key: real [`Claims`](crate::Claims) and [`Delivery`](crate::Delivery) for
+    /// unit tests of handlers, which take them through the extractors' constructors.
+    ///
+    /// # Errors
+    ///
+    /// The pipeline's refusal, e.g. for a `message_id` that is not a valid header value or a
+    /// `url` that is not absolute.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use qstash_receiver::Signer;
+    ///
+    /// let verified = Signer::new("sig_test")?.verified("https://app.example.com/hook", b"{}", "msg_1", 2)?;
+    /// assert_eq!((verified.delivery.message_id.as_str(), verified.delivery.retried), ("msg_1", 2));
+    /// assert_eq!(verified.claims.subject(), "https://app.example.com/hook");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verified(
+        &self,
+        url: &str,
+        body: &[u8],
+        message_id: &str,
+        retried: u32,
+    ) -> Result<crate::Verified, crate::Refusal> {
+        let now = unix_now();
+        let headers = self.delivery_headers_at(url, body, message_id, retried, now);
+        let target = crate::path_and_query(url).unwrap_or(url);
+        let receiver = crate::Receiver::new(crate::Verifier::new(crate::SigningKeys::same(
+            self.key.clone(),
+        )))
+        .max_body_bytes(body.len())
+        .clock(crate::Clock::fixed(now));
+        receiver
+            .check_head(&crate::RequestHead::new("POST", target, &headers))?
+            .finish(bytes::Bytes::copy_from_slice(body))
+    }
+}
+
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
