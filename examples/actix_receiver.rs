@@ -12,9 +12,38 @@ use std::error::Error;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use actix_qstash::QStashConfig;
-use actix_web::{App, HttpServer};
-use qstash_examples::{Inbox, actix_app, missing_keys, port_from_env};
+use actix_qstash::{QStash, QStashCallback};
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use qstash_examples::{
+    CALLBACK_PATH, HEADER_READ_TIMEOUT, Inbox, Order, WEBHOOK_PATH, missing_keys, port_from_env,
+};
+use qstash_receiver::{NON_RETRYABLE_HEADER, Receiver};
+
+/// The extractor verifies with the `Receiver` in `app_data`.
+async fn webhook(
+    inbox: web::Data<Inbox>,
+    QStash {
+        payload, delivery, ..
+    }: QStash<Order>,
+) -> HttpResponse {
+    let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
+    let mut response =
+        HttpResponse::build(StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK));
+    if outcome.is_non_retryable() {
+        response.insert_header((NON_RETRYABLE_HEADER, "true"));
+    }
+    response.body(outcome.body())
+}
+
+async fn callback(
+    inbox: web::Data<Inbox>,
+    QStashCallback {
+        callback, delivery, ..
+    }: QStashCallback,
+) -> String {
+    inbox.handle_callback(delivery.message_id, callback)
+}
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -28,13 +57,22 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1. Read once, here:
-    // the extractors never read the environment themselves.
-    let config = QStashConfig::from_env().map_err(|e| missing_keys(&e))?;
+    // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1 (alone). Read
+    // once, here: the extractors never read the environment themselves.
+    let receiver = Receiver::from_env().map_err(|e| missing_keys(&e))?;
     let port = port_from_env()?;
-    let routes = actix_app::configure(config, Inbox::new());
-    let server =
-        HttpServer::new(move || App::new().configure(routes.clone())).bind(("127.0.0.1", port))?;
+    let inbox = web::Data::new(Inbox::new());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(receiver.clone())
+            .app_data(inbox.clone())
+            .route(WEBHOOK_PATH, web::post().to(webhook))
+            .route(CALLBACK_PATH, web::post().to(callback))
+    })
+    // A request head must arrive within 5 s, and idle keep-alive connections are closed.
+    .client_request_timeout(HEADER_READ_TIMEOUT)
+    .keep_alive(HEADER_READ_TIMEOUT)
+    .bind(("127.0.0.1", port))?;
     let address = server
         .addrs()
         .first()

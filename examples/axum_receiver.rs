@@ -1,4 +1,4 @@
-//! A QStash receiver on axum, verified by `tower-qstash`.
+//! A QStash receiver on axum, verified by `tower-qstash`'s layer.
 //!
 //! ```sh
 //! QSTASH_DEV=1 cargo run --example axum_receiver        # or set QSTASH_CURRENT/NEXT_SIGNING_KEY
@@ -7,14 +7,60 @@
 //! ```
 //!
 //! `POST /api/webhook` takes an `Order` as JSON and answers its echo (message id, retried,
-//! payload); `POST /api/callback` takes callbacks and failure callbacks.
+//! payload); `POST /api/callback` takes callbacks and failure callbacks. Refusals are logged
+//! on standard error (`RUST_LOG`-style filtering is left out to keep the example small: every
+//! refusal at `debug` and above is printed).
 
 use std::error::Error;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use qstash_examples::{Inbox, axum_app, missing_keys, port_from_env};
-use tower_qstash::QStashConfig;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use qstash_examples::{
+    CALLBACK_PATH, Inbox, Order, WEBHOOK_PATH, missing_keys, port_from_env, serve_axum,
+};
+use qstash_receiver::{NON_RETRYABLE_HEADER, Receiver};
+use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
+
+/// Behind the layer, the extractors take what it verified: `Layered` says so.
+async fn webhook(
+    State(inbox): State<Inbox>,
+    QStash {
+        payload, delivery, ..
+    }: QStash<Order, Layered>,
+) -> Response {
+    let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
+    let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK);
+    let mut response = (status, outcome.body()).into_response();
+    if outcome.is_non_retryable() {
+        response
+            .headers_mut()
+            .insert(NON_RETRYABLE_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn callback(
+    State(inbox): State<Inbox>,
+    QStashCallback {
+        callback, delivery, ..
+    }: QStashCallback<Layered>,
+) -> String {
+    inbox.handle_callback(delivery.message_id, callback)
+}
+
+/// Both routes behind one `QStashLayer`: every request is verified before a route sees it.
+fn router(receiver: Receiver, inbox: Inbox) -> Router {
+    Router::new()
+        .route(WEBHOOK_PATH, post(webhook))
+        .route(CALLBACK_PATH, post(callback))
+        .with_state(inbox)
+        .layer(QStashLayer::new(receiver))
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,13 +74,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
-    // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1.
-    let config = QStashConfig::from_env().map_err(|e| missing_keys(&e))?;
+    // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1 (alone).
+    let receiver = Receiver::from_env().map_err(|e| missing_keys(&e))?;
     let port = port_from_env()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let app = axum_app::router(config, Inbox::new());
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    axum::serve(listener, app).await?;
+    // Not `axum::serve`: it sets no header-read or idle timeout.
+    serve_axum(listener, router(receiver, Inbox::new())).await?;
     Ok(())
 }

@@ -10,11 +10,12 @@
 //! signed as QStash signs them, and prints what the handler saw.
 
 use std::error::Error;
+use std::process::ExitCode;
 
 use axum::body::Body;
 use axum::routing::post;
 use axum::{Json, Router};
-use qstash_receiver::{Signer, SigningKeys, Verifier};
+use qstash_receiver::{Receiver, Signer, SigningKeys};
 use tower::ServiceExt as _;
 use tower_qstash::{Layered, QStashCallback, QStashLayer};
 
@@ -23,19 +24,18 @@ struct Receipt {
     ok: bool,
 }
 
-/// `callback.is_success()` tells a success callback from a failure callback; `response()`
-/// decodes the destination's answer.
-async fn on_callback(
-    QStashCallback {
+/// `callback.is_success()` tells a success callback from a failure callback;
+/// `response::<T>()` decodes the destination's answer.
+async fn on_callback(extracted: QStashCallback<Layered>) -> Json<serde_json::Value> {
+    let QStashCallback {
         callback, delivery, ..
-    }: QStashCallback<Receipt, Layered>,
-) -> Json<serde_json::Value> {
+    } = &extracted;
     let line = if callback.is_success() {
+        let receipt = extracted.response::<Receipt>();
         format!(
-            "delivered {} after {} retries; the destination answered {}",
+            "delivered {} after {} retries; the destination answered {receipt:?}",
             callback.source_message_id.as_deref().unwrap_or("?"),
             callback.retried,
-            String::from_utf8_lossy(&callback.body),
         )
     } else {
         format!(
@@ -56,11 +56,20 @@ async fn on_callback(
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let keys = SigningKeys::dev();
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let app = Router::new()
         .route("/api/callback", post(on_callback))
-        .layer(QStashLayer::new(Verifier::new(keys)));
+        .layer(QStashLayer::new(Receiver::from(SigningKeys::dev())));
     let signer = Signer::new(qstash_receiver::DEV_CURRENT_SIGNING_KEY)?;
 
     let success = br#"{"status":200,"body":"eyJvayI6dHJ1ZX0=","retried":0,"maxRetries":3,"sourceMessageId":"msg_1","url":"https://app.example.com/api/orders","method":"POST"}"#;

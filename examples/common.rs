@@ -1,7 +1,9 @@
-//! The receiver that the examples serve, written once for axum (`tower-qstash`) and once for
-//! actix-web (`actix-qstash`), and shared with the end-to-end tests in `tests/`.
+//! What the example receivers share that is not about QStash verification: the handlers'
+//! logic (an [`Inbox`] that records what it saw and decides each answer), the payload type,
+//! and serving axum with the timers a public server needs. Each example file shows its own
+//! routes, layer or extractors.
 //!
-//! Both expose the same two routes:
+//! The receivers (`axum_receiver`, `actix_receiver`) expose the same two routes:
 //!
 //! - `POST /api/webhook`: a verified delivery of an [`Order`] (JSON). Answers 200 with an
 //!   [`Echo`] of what it received; order `0` is refused for good (489 +
@@ -9,7 +11,7 @@
 //! - `POST /api/callback`: a verified callback or failure callback. Answers 200 with a one-line
 //!   summary ([`describe`]).
 //!
-//! Policies are the adapters' defaults: `sub` compared by path and query, 1 MiB body limit.
+//! Policies are the pipeline's defaults: `sub` compared by path and query, 1 MiB body limit.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,8 +81,40 @@ pub enum Outcome {
 /// to fail with 503 before accepting.
 #[derive(Debug, Clone, Default)]
 pub struct Inbox {
-    seen: Arc<Mutex<VecDeque<Seen>>>,
+    seen: Arc<Mutex<Kept>>,
     fail_first: Arc<AtomicU32>,
+}
+
+/// The things seen, newest last, with the bytes they hold.
+#[derive(Debug, Default)]
+struct Kept {
+    items: VecDeque<(Seen, usize)>,
+    bytes: usize,
+}
+
+impl Seen {
+    /// About how many bytes of payload this holds (its strings and bodies).
+    fn weight(&self) -> usize {
+        match self {
+            Self::Delivery { echo, .. } => {
+                echo.message_id.len() + echo.payload.item.as_ref().map_or(0, String::len)
+            }
+            Self::Callback {
+                message_id,
+                callback,
+            } => {
+                let headers: usize = callback
+                    .header
+                    .iter()
+                    .chain(&callback.source_header)
+                    .map(|(name, values)| {
+                        name.len() + values.iter().map(String::len).sum::<usize>()
+                    })
+                    .sum();
+                message_id.len() + callback.body.len() + callback.source_body.len() + headers
+            }
+        }
+    }
 }
 
 impl Inbox {
@@ -98,25 +132,48 @@ impl Inbox {
         inbox
     }
 
-    /// The last [`Inbox::KEEP`] things seen, oldest first.
+    /// The last things seen, oldest first: at most [`Inbox::KEEP`] of them, holding at most
+    /// [`Inbox::KEEP_BYTES`] of payload.
     #[must_use]
     pub fn seen(&self) -> Vec<Seen> {
-        self.lock().iter().cloned().collect()
+        self.lock()
+            .items
+            .iter()
+            .map(|(seen, _)| seen.clone())
+            .collect()
     }
 
     /// How many of the things seen are kept: a receiver under load must not grow without end.
     pub const KEEP: usize = 1000;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Seen>> {
+    /// How many bytes of payloads and bodies the kept things may hold: replays of large
+    /// deliveries must not grow the receiver either. A thing larger than this alone is not kept.
+    pub const KEEP_BYTES: usize = 4 * 1024 * 1024;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn record(&self, seen: Seen) {
+        let weight = seen.weight();
         let mut kept = self.lock();
-        if kept.len() == Self::KEEP {
-            kept.pop_front();
+        if weight > Self::KEEP_BYTES {
+            return;
         }
-        kept.push_back(seen);
+        while kept.items.len() >= Self::KEEP || kept.bytes + weight > Self::KEEP_BYTES {
+            let Some((_, dropped)) = kept.items.pop_front() else {
+                break;
+            };
+            kept.bytes -= dropped;
+        }
+        kept.bytes += weight;
+        kept.items.push_back((seen, weight));
+    }
+
+    /// The bytes of payload the kept things hold.
+    #[must_use]
+    pub fn kept_bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// The webhook's logic: record the delivery and decide the answer.
@@ -210,103 +267,83 @@ pub fn port_from_env() -> Result<u16, String> {
     }
 }
 
-/// The receiver on axum, behind `tower-qstash`'s layer.
-pub mod axum_app {
-    use axum::extract::State;
-    use axum::response::{IntoResponse, Response};
-    use axum::routing::post;
-    use axum::{Json, Router};
-    use http::StatusCode;
-    use tower_qstash::{Layered, QStash, QStashCallback, QStashConfig, QStashLayer};
+/// Serves `app` on `listener` with hyper's HTTP/1.1 server and the timers `axum::serve` does
+/// not set: a client that does not send a whole request head within [`HEADER_READ_TIMEOUT`]
+/// (a dripped or partial head, or an idle keep-alive connection) is disconnected, so slow
+/// clients cannot hold the file descriptors valid deliveries need.
+///
+/// # Errors
+///
+/// When accepting a connection fails for a reason other than running out of file descriptors
+/// (which is waited out).
+pub async fn serve_axum(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
 
-    use super::{CALLBACK_PATH, Inbox, NON_RETRYABLE_HEADER, Order, Outcome, WEBHOOK_PATH};
-
-    /// Both routes, verified by one `QStashLayer` with `config`.
-    pub fn router(config: QStashConfig, inbox: Inbox) -> Router {
-        Router::new()
-            .route(WEBHOOK_PATH, post(webhook))
-            .route(CALLBACK_PATH, post(callback))
-            .with_state(inbox)
-            .layer(QStashLayer::new(config))
-    }
-
-    async fn webhook(
-        State(inbox): State<Inbox>,
-        QStash {
-            payload, delivery, ..
-        }: QStash<Order, Layered>,
-    ) -> Response {
-        match inbox.handle_order(delivery.message_id, delivery.retried, payload) {
-            Outcome::Accepted(echo) => Json(echo).into_response(),
-            Outcome::TryLater => {
-                (StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response()
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors (or a connection reset while queued): wait, retry.
+            Err(error) if is_transient(&error) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
             }
-            Outcome::Refused(reason) => {
-                let status = StatusCode::from_u16(super::NON_RETRYABLE_STATUS)
-                    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-                (status, [(NON_RETRYABLE_HEADER, "true")], reason).into_response()
-            }
-        }
-    }
-
-    async fn callback(
-        State(inbox): State<Inbox>,
-        QStashCallback {
-            callback, delivery, ..
-        }: QStashCallback<serde_json::Value, Layered>,
-    ) -> String {
-        inbox.handle_callback(delivery.message_id, callback)
+            Err(error) => return Err(error),
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                // Also the longest a keep-alive connection may sit idle between requests.
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            // A client that goes away or is timed out is not the server's error.
+            drop(served);
+        });
     }
 }
 
-/// The receiver on actix-web, with `actix-qstash`'s extractors.
-pub mod actix_app {
-    use actix_qstash::{QStash, QStashCallback, QStashConfig};
-    use actix_web::http::StatusCode;
-    use actix_web::{HttpResponse, web};
+/// How long a client may take to send a request's head, or stay idle between requests on a
+/// keep-alive connection: 5 s, as actix-web's `client_request_timeout`.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-    use super::{CALLBACK_PATH, Inbox, NON_RETRYABLE_HEADER, Order, Outcome, WEBHOOK_PATH};
+fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    ) || matches!(error.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
+}
 
-    /// Both routes, with `config` and `inbox` in `app_data`:
-    /// `App::new().configure(actix_app::configure(config, inbox))`.
-    pub fn configure(
-        config: QStashConfig,
-        inbox: Inbox,
-    ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-        move |cfg: &mut web::ServiceConfig| {
-            cfg.app_data(config.clone())
-                .app_data(web::Data::new(inbox.clone()))
-                .route(WEBHOOK_PATH, web::post().to(webhook))
-                .route(CALLBACK_PATH, web::post().to(callback));
+impl Outcome {
+    /// The answer's status: 200, 503, or 489 (QStash's non-retryable status).
+    #[must_use]
+    pub const fn status(&self) -> u16 {
+        match self {
+            Self::Accepted(_) => 200,
+            Self::TryLater => 503,
+            Self::Refused(_) => NON_RETRYABLE_STATUS,
         }
     }
 
-    async fn webhook(
-        inbox: web::Data<Inbox>,
-        QStash {
-            payload, delivery, ..
-        }: QStash<Order>,
-    ) -> HttpResponse {
-        match inbox.handle_order(delivery.message_id, delivery.retried, payload) {
-            Outcome::Accepted(echo) => HttpResponse::Ok().json(echo),
-            Outcome::TryLater => HttpResponse::ServiceUnavailable().body("try again later"),
-            Outcome::Refused(reason) => {
-                let status = StatusCode::from_u16(super::NON_RETRYABLE_STATUS)
-                    .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-                HttpResponse::build(status)
-                    .insert_header((NON_RETRYABLE_HEADER, "true"))
-                    .body(reason)
-            }
-        }
+    /// Whether the answer carries `Upstash-NonRetryable-Error: true`.
+    #[must_use]
+    pub const fn is_non_retryable(&self) -> bool {
+        matches!(self, Self::Refused(_))
     }
 
-    async fn callback(
-        inbox: web::Data<Inbox>,
-        QStashCallback {
-            callback, delivery, ..
-        }: QStashCallback,
-    ) -> String {
-        inbox.handle_callback(delivery.message_id, callback)
+    /// The answer's body: the echo as JSON, or a short text.
+    #[must_use]
+    pub fn body(&self) -> String {
+        match self {
+            Self::Accepted(echo) => serde_json::to_string(echo).unwrap_or_default(),
+            Self::TryLater => "try again later".to_owned(),
+            Self::Refused(reason) => reason.clone(),
+        }
     }
 }
 
@@ -318,6 +355,13 @@ struct ReadmeDoctests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn order(item_len: usize) -> Order {
+        Order {
+            order: 1,
+            item: Some("x".repeat(item_len)),
+        }
+    }
 
     #[test]
     fn the_inbox_keeps_only_the_latest() {
@@ -335,5 +379,35 @@ mod tests {
             Seen::Callback { .. } => 0,
         };
         assert_eq!(first, 6);
+    }
+
+    /// 250 replays of a 1 MB delivery used to keep 250 MB: the inbox is bounded in bytes too.
+    #[test]
+    fn the_inbox_is_bounded_in_bytes_and_in_count() {
+        let inbox = Inbox::new();
+        for n in 0..250 {
+            let _ = inbox.handle_order(format!("msg_{n}"), 0, order(1_000_000));
+        }
+        assert!(
+            inbox.kept_bytes() <= Inbox::KEEP_BYTES,
+            "{}",
+            inbox.kept_bytes()
+        );
+        let seen = inbox.seen();
+        assert_eq!(seen.len(), 4, "four 1 MB payloads fit in 4 MiB");
+        assert!(matches!(&seen[3], Seen::Delivery { echo, .. } if echo.message_id == "msg_249"));
+
+        let inbox = Inbox::new();
+        for n in 0..(Inbox::KEEP + 10) {
+            let _ = inbox.handle_order(format!("msg_{n}"), 0, order(1));
+        }
+        assert_eq!(inbox.seen().len(), Inbox::KEEP);
+
+        let inbox = Inbox::new();
+        let _ = inbox.handle_order("msg_huge".into(), 0, order(Inbox::KEEP_BYTES + 1));
+        assert!(
+            inbox.seen().is_empty(),
+            "larger than the bound alone: not kept"
+        );
     }
 }

@@ -15,9 +15,13 @@ use std::error::Error;
 use std::io::Write as _;
 use std::time::Duration;
 
-use qstash_examples::{Inbox, axum_app, port_from_env};
-use qstash_receiver::{SigningKeys, Verifier};
-use tower_qstash::QStashConfig;
+use std::process::ExitCode;
+
+use axum::Router;
+use axum::routing::post;
+use qstash_examples::{WEBHOOK_PATH, port_from_env, serve_axum};
+use qstash_receiver::{Receiver, SigningKeys, Verifier};
+use tower_qstash::{QStashLayer, QStashRaw};
 
 fn read_keys(path: &str) -> Result<SigningKeys, Box<dyn Error>> {
     let text = std::fs::read_to_string(path)?;
@@ -28,8 +32,27 @@ fn read_keys(path: &str) -> Result<SigningKeys, Box<dyn Error>> {
     Ok(SigningKeys::new(current, next)?)
 }
 
+/// Any verified delivery: which key matched tells whether QStash has rotated yet.
+async fn webhook(delivery: QStashRaw<tower_qstash::Layered>) -> String {
+    format!(
+        "{} verified with the {:?} key",
+        delivery.delivery.message_id,
+        delivery.claims.matched_key()
+    )
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let path = std::env::var("QSTASH_KEYS_FILE").map_err(
         |_| "set QSTASH_KEYS_FILE to a file with two lines: the current and the next signing key",
     )?;
@@ -52,10 +75,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port_from_env()?)).await?;
     println!("listening on http://{}", listener.local_addr()?);
     std::io::stdout().flush()?;
-    axum::serve(
-        listener,
-        axum_app::router(QStashConfig::new(verifier), Inbox::new()),
-    )
-    .await?;
+    let app = Router::new()
+        .route(WEBHOOK_PATH, post(webhook))
+        .layer(QStashLayer::new(Receiver::new(verifier)));
+    serve_axum(listener, app).await?;
     Ok(())
 }

@@ -17,10 +17,10 @@ use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use qstash_receiver::{
-    DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, MatchedKey, NON_RETRYABLE_HEADER, Signer,
-    SigningKeys, Verifier,
+    DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, MatchedKey, NON_RETRYABLE_HEADER, Receiver,
+    Signer, SigningKeys, Verifier,
 };
-use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer, QStashRejection};
+use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
 
 use crate::clock::{unix_now, unix_now_millis};
 use crate::error::{CliError, Verdict};
@@ -89,7 +89,7 @@ async fn on_order(State(journal): State<Journal>, order: QStash<Order, Layered>)
 
 async fn on_failure(
     State(journal): State<Journal>,
-    callback: QStashCallback<serde_json::Value, Layered>,
+    callback: QStashCallback<Layered>,
 ) -> StatusCode {
     let QStashCallback {
         callback, delivery, ..
@@ -111,19 +111,17 @@ async fn on_failure(
 /// both behind one `QStashLayer` whose rejection hook writes the reason into the journal.
 fn receiver(verifier: Verifier, journal: Journal) -> Router {
     let hook_journal = journal.clone();
-    let layer = QStashLayer::new(verifier)
-        .max_body_bytes(BODY_LIMIT)
-        .on_rejection(move |rejection| {
-            let reason = rejection.reason();
-            hook_journal.record(match rejection {
-                // The verifier's own words, without the layer's "invalid QStash signature".
-                QStashRejection::InvalidSignature(refused) => {
-                    format!("refused, {reason}: {}", refused.error())
-                }
-                other => format!("refused, {reason}: {other}"),
-            });
-            rejection.default_response()
-        });
+    let layer = QStashLayer::new(Receiver::new(verifier).max_body_bytes(BODY_LIMIT)).on_rejection(
+        move |refusal| {
+            // The pipeline's detail (the verifier's own words), which the answer never carries.
+            hook_journal.record(format!(
+                "refused, {}: {}",
+                refusal.reason(),
+                refusal.detail()
+            ));
+            refusal.to_response()
+        },
+    );
     Router::new()
         .route("/api/orders", post(on_order))
         .route("/api/failed", post(on_failure))

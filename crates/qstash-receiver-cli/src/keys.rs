@@ -4,7 +4,8 @@
 use std::fmt;
 
 use qstash_receiver::{
-    DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_NEXT, Signer, SigningKeys,
+    ConfigError, DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_NEXT, Signer,
+    SigningKeys,
 };
 
 use crate::error::CliError;
@@ -68,6 +69,17 @@ pub(crate) fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// `QSTASH_DEV` together with signing-key variables is refused, as the library refuses it:
+/// one stray variable must not swap real keys for public ones.
+fn refuse_dev_with_configured_keys(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<(), CliError> {
+    match SigningKeys::from_lookup(lookup) {
+        Err(e @ ConfigError::DevWithConfiguredKeys { .. }) => Err(CliError::usage(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
 /// One key from `flag`, else the variable `env`; `None` when neither is given.
 fn lookup_key(
     flag: Option<&str>,
@@ -100,6 +112,7 @@ pub(crate) fn signing_key(
     next: bool,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Key, CliError> {
+    refuse_dev_with_configured_keys(&lookup)?;
     let (env, dev) = if next {
         (ENV_NEXT, DEV_NEXT_SIGNING_KEY)
     } else {
@@ -120,6 +133,7 @@ pub(crate) fn key_pair(
     next: Option<&str>,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<(Key, Key), CliError> {
+    refuse_dev_with_configured_keys(&lookup)?;
     let current = lookup_key(current, "--current-key", ENV_CURRENT, &lookup)?;
     let next = lookup_key(next, "--next-key", ENV_NEXT, &lookup)?;
     match (current, next) {
@@ -166,6 +180,31 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         }
+    }
+
+    #[test]
+    fn dev_mode_with_configured_keys_is_refused() {
+        let vars = env(&[
+            ("QSTASH_DEV", "1"),
+            (ENV_CURRENT, "sig_env"),
+            (ENV_NEXT, "sig_env_next"),
+        ]);
+        for err in [
+            signing_key(None, false, &vars).unwrap_err(),
+            key_pair(None, None, &vars).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(
+                text.contains("QSTASH_DEV") && text.contains(ENV_CURRENT),
+                "{text}"
+            );
+            assert!(!text.contains("sig_env"), "{text}");
+        }
+        let dev_only = env(&[("QSTASH_DEV", "1")]);
+        assert_eq!(
+            key_pair(None, None, &dev_only).unwrap().0.source(),
+            KeySource::Dev
+        );
     }
 
     #[test]

@@ -232,6 +232,9 @@ impl Check<'_> {
     ) -> Result<(), CliError> {
         let kind = error.kind();
         let _ = writeln!(out, "invalid: {error} [{kind}]");
+        if let Some(hint) = token_hint(self.token) {
+            let _ = writeln!(out, "  hint: {hint}");
+        }
         let mac_matched = matches!(
             kind,
             ErrorKind::InvalidClaims
@@ -370,13 +373,13 @@ impl Check<'_> {
             let _ = writeln!(out, "  subject    `sub` missing or not a string");
             return;
         };
-        let (actual, fails) = match self.subject {
-            Subject::Url(url) => (url, sub != url),
-            Subject::PathAndQuery(target) => {
-                let target = if target.is_empty() { "/" } else { target };
-                (target, path_and_query(sub) != Some(target))
-            }
-            _ => ("", false),
+        // The verifier's own comparison, so the explanation never disagrees with the verdict.
+        let fails = !self.subject.matches(sub);
+        let actual = match self.subject {
+            Subject::Url(url) => url,
+            Subject::PathAndQuery("") => "/",
+            Subject::PathAndQuery(target) => target,
+            _ => "",
         };
         let m = mark(kind == ErrorKind::SubjectMismatch, fails);
         if !fails {
@@ -460,6 +463,26 @@ impl Check<'_> {
             out,
             "  hint: use this QStash account's current and next signing keys (console, Signing keys), and pass the token whole, as received"
         );
+    }
+}
+
+/// A hint for a token pasted with what surrounds it in a log or a header dump.
+fn token_hint(token: &str) -> Option<&'static str> {
+    let quoted = |q: char| token.len() >= 2 && token.starts_with(q) && token.ends_with(q);
+    if quoted('"') || quoted('\'') {
+        Some("the token is quoted: pass it without the surrounding quotes")
+    } else if token
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+    {
+        Some(
+            "the token starts with `Bearer `: QStash sends `Upstash-Signature` without a scheme; \
+             pass only the token",
+        )
+    } else if token.contains(char::is_whitespace) {
+        Some("the token contains whitespace: it is one line of three base64url segments")
+    } else {
+        None
     }
 }
 
@@ -658,6 +681,43 @@ mod tests {
         assert!(text.contains("expired 3700 s ago"), "{text}");
         assert!(text.contains("subject    also fails"), "{text}");
         assert!(text.contains("body hash  also fails"), "{text}");
+    }
+
+    /// Regression: the explanation compared `sub` byte for byte while the verifier treats an
+    /// empty path as `/`, so a pathless `sub` with a query was shown as a mismatch.
+    #[test]
+    fn the_subject_line_uses_the_verifiers_comparison() {
+        let sub = "https://app.example.com?team=1";
+        let token = Signer::new("sig_current")
+            .unwrap()
+            .sign_at(sub, b"hi", 1000);
+        let (verdict, text) = report(&token, b"hi", Subject::PathAndQuery("/?team=1"), 5000);
+        assert_eq!(verdict, Verdict::Failure, "expired");
+        assert!(!text.contains("subject    also fails"), "{text}");
+        assert!(text.contains("subject    ok"), "{text}");
+        let (_, text) = report(&token, b"hi", Subject::PathAndQuery("/?team=2"), 5000);
+        assert!(text.contains("subject    also fails"), "{text}");
+    }
+
+    #[test]
+    fn pasted_tokens_get_a_hint() {
+        let token = token("sig_current", b"hi", 1000);
+        let cases = [
+            (format!("\"{token}\""), "quoted"),
+            (format!("'{token}'"), "quoted"),
+            (format!("Bearer {token}"), "`Bearer `"),
+            (format!("{token} extra"), "whitespace"),
+        ];
+        for (pasted, hint) in cases {
+            let (verdict, text) = report(&pasted, b"hi", Subject::Url(URL), 1000);
+            assert_eq!(verdict, Verdict::Failure, "{pasted}");
+            assert!(
+                text.contains("hint: ") && text.contains(hint),
+                "{hint}: {text}"
+            );
+        }
+        let (_, text) = report(&token, b"ho", Subject::Url(URL), 1000);
+        assert!(!text.contains("  hint: the token"), "{text}");
     }
 
     #[test]
