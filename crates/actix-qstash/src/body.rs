@@ -1,4 +1,5 @@
-//! Reading the body with a limit enforced while it streams in.
+//! Reading the body with the admission's limit, enforced while it streams in, and its total
+//! time limit on Tokio's timer.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -9,15 +10,17 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream as _;
-
-use crate::error::QStashError;
+use qstash_receiver::{Admission, BodyFailure};
 
 /// Collects a payload of at most `limit` bytes, within `timeout` in total. One chunk (the usual
-/// case for small bodies, and always for a payload put back by the guard) is handed on as is,
-/// without a copy.
+/// case for small bodies, and always for a payload put back by the middleware) is handed on as
+/// is, without a copy.
 pub(crate) struct BodyReader {
     payload: Payload,
     limit: usize,
+    /// The body's length when the payload does not end by itself (see
+    /// [`upgrade_body_len`](crate::head::upgrade_body_len)): reading stops there.
+    len_hint: Option<u64>,
     first: Option<Bytes>,
     rest: BytesMut,
     len: usize,
@@ -28,10 +31,27 @@ pub(crate) struct BodyReader {
 }
 
 impl BodyReader {
-    pub(crate) fn new(payload: Payload, limit: usize, timeout: Option<Duration>) -> Self {
+    /// A reader with the limit and time of `admission`; `exact` is the body's length when the
+    /// payload does not end by itself.
+    pub(crate) fn new(payload: Payload, admission: &Admission, exact: Option<u64>) -> Self {
+        Self::with_limits(
+            payload,
+            admission.body_limit(),
+            admission.body_timeout(),
+            exact,
+        )
+    }
+
+    fn with_limits(
+        payload: Payload,
+        limit: usize,
+        timeout: Option<Duration>,
+        exact: Option<u64>,
+    ) -> Self {
         Self {
             payload,
             limit,
+            len_hint: exact,
             first: None,
             rest: BytesMut::new(),
             len: 0,
@@ -43,32 +63,50 @@ impl BodyReader {
     /// Reads until the end of the body; refuses as soon as the count passes the limit, so an
     /// oversize body is never buffered, and when the time is up, so a body trickling in holds
     /// its connection for at most that long.
-    pub(crate) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, QStashError>> {
+    pub(crate) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, BodyFailure>> {
         loop {
+            if self
+                .len_hint
+                .is_some_and(|exact| u64::try_from(self.len).is_ok_and(|len| len >= exact))
+            {
+                return Poll::Ready(Ok(self.take()));
+            }
             let Poll::Ready(next) = Pin::new(&mut self.payload).poll_next(cx) else {
                 return if self.expired(cx) {
                     self.discard();
-                    Poll::Ready(Err(QStashError::BodyTimeout {
-                        timeout: self.timeout.unwrap_or_default(),
-                    }))
+                    Poll::Ready(Err(BodyFailure::TimedOut))
                 } else {
                     Poll::Pending
                 };
             };
             match next {
+                // A payload that should have run on ended early: the client went away.
+                None if self.len_hint.is_some() => {
+                    self.discard();
+                    return Poll::Ready(Err(BodyFailure::Unreadable));
+                }
                 None => return Poll::Ready(Ok(self.take())),
                 Some(Err(PayloadError::Overflow)) => {
-                    return Poll::Ready(Err(QStashError::PayloadTooLarge { limit: self.limit }));
+                    self.discard();
+                    return Poll::Ready(Err(BodyFailure::TooLarge));
                 }
-                Some(Err(e)) => return Poll::Ready(Err(QStashError::ReadBody(e))),
-                Some(Ok(chunk)) => {
+                Some(Err(_)) => {
+                    self.discard();
+                    return Poll::Ready(Err(BodyFailure::Unreadable));
+                }
+                Some(Ok(mut chunk)) => {
+                    if let Some(exact) = self.len_hint {
+                        // What follows the declared length is not this body's.
+                        let room = usize::try_from(exact)
+                            .unwrap_or(usize::MAX)
+                            .saturating_sub(self.len);
+                        chunk.truncate(room);
+                    }
                     self.len = self.len.saturating_add(chunk.len());
                     if self.len > self.limit {
                         // Drop what was read: nothing of an oversize body is kept.
                         self.discard();
-                        return Poll::Ready(Err(QStashError::PayloadTooLarge {
-                            limit: self.limit,
-                        }));
+                        return Poll::Ready(Err(BodyFailure::TooLarge));
                     }
                     self.push(chunk);
                 }
@@ -121,18 +159,6 @@ impl BodyReader {
     }
 }
 
-/// Whether the request's `Content-Length` already says the body is over `limit`.
-pub(crate) fn content_length_exceeds(
-    headers: &actix_web::http::header::HeaderMap,
-    limit: usize,
-) -> bool {
-    headers
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,8 +196,16 @@ mod tests {
         Box::pin(FnStream(next))
     }
 
-    async fn read(payload: Payload, limit: usize) -> Result<Bytes, QStashError> {
-        let mut reader = BodyReader::new(payload, limit, None);
+    async fn read(payload: Payload, limit: usize) -> Result<Bytes, BodyFailure> {
+        read_exact(payload, limit, None).await
+    }
+
+    async fn read_exact(
+        payload: Payload,
+        limit: usize,
+        exact: Option<u64>,
+    ) -> Result<Bytes, BodyFailure> {
+        let mut reader = BodyReader::with_limits(payload, limit, None, exact);
         poll_fn(|cx| reader.poll_body(cx)).await
     }
 
@@ -205,7 +239,7 @@ mod tests {
         let err = read(payload(vec![], pulled.clone(), true), 4096)
             .await
             .unwrap_err();
-        assert!(matches!(err, QStashError::PayloadTooLarge { limit: 4096 }));
+        assert_eq!(err, BodyFailure::TooLarge);
         assert_eq!(
             pulled.get(),
             5,
@@ -218,36 +252,40 @@ mod tests {
         let overflow = Payload::from(futures_stream(|| {
             Poll::Ready(Some(Err(PayloadError::Overflow)))
         }));
-        assert!(matches!(
-            read(overflow, 10).await,
-            Err(QStashError::PayloadTooLarge { limit: 10 })
-        ));
+        assert_eq!(read(overflow, 10).await, Err(BodyFailure::TooLarge));
         let incomplete = Payload::from(futures_stream(|| {
             Poll::Ready(Some(Err(PayloadError::Incomplete(None))))
         }));
-        assert!(matches!(
-            read(incomplete, 10).await,
-            Err(QStashError::ReadBody(_))
-        ));
+        assert_eq!(read(incomplete, 10).await, Err(BodyFailure::Unreadable));
     }
 
-    #[test]
-    fn content_length() {
-        use actix_web::http::header::{CONTENT_LENGTH, HeaderMap, HeaderValue};
-        let cases = [
-            ("absent", None, false),
-            ("under", Some("99"), false),
-            ("equal", Some("100"), false),
-            ("over", Some("101"), true),
-            ("huge", Some("99999999999999999999"), false),
-            ("garbage", Some("abc"), false),
+    #[actix_web::test]
+    async fn a_payload_that_runs_on_is_cut_at_its_length() {
+        // An endless payload (as actix-http hands out for `Upgrade: websocket`): the declared
+        // length ends the body, and the bytes after it are not the body's.
+        type Case = (
+            &'static str,
+            Vec<&'static [u8]>,
+            u64,
+            Result<&'static [u8], BodyFailure>,
+        );
+        let cases: [Case; 5] = [
+            ("empty", vec![], 0, Ok(b"")),
+            ("one chunk", vec![b"abc"], 3, Ok(b"abc")),
+            ("across chunks", vec![b"ab", b"cd"], 3, Ok(b"abc")),
+            ("ends early", vec![b"ab"], 3, Err(BodyFailure::Unreadable)),
+            (
+                "over the limit",
+                vec![b"abcdefghijk"],
+                11,
+                Err(BodyFailure::TooLarge),
+            ),
         ];
-        for (name, value, want) in cases {
-            let mut headers = HeaderMap::new();
-            if let Some(v) = value {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from_static(v));
-            }
-            assert_eq!(content_length_exceeds(&headers, 100), want, "{name}");
+        for (name, chunks, exact, want) in cases {
+            let endless = !matches!(want, Err(BodyFailure::Unreadable));
+            let pulled = Rc::new(Cell::new(0));
+            let got = read_exact(payload(chunks, pulled, endless), 10, Some(exact)).await;
+            assert_eq!(got.as_deref(), want.as_deref(), "{name}");
         }
     }
 }

@@ -1,130 +1,144 @@
-//! [`QStashError`]: why a delivery was refused, and the HTTP answer for it.
+//! [`QStashError`]: a refusal of the core's pipeline as an actix-web error, and the hook that
+//! can answer it differently.
 
-use std::time::Duration;
+use std::fmt;
+use std::sync::Arc;
 
-use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, ResponseError};
-use qstash_receiver::{DeliveryError, NON_RETRYABLE_HEADER, NON_RETRYABLE_STATUS};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use qstash_receiver::Refusal;
 
-/// Why a delivery was refused.
+/// A refused delivery: the core's [`Refusal`], answered exactly as it says (its
+/// [`status`](Refusal::status), [`headers`](Refusal::headers) and
+/// [`body_text`](Refusal::body_text)).
 ///
-/// The HTTP answer (see [`QStashError::status`]) is short plain text that does not say why;
-/// the reason goes to the logs. `Display` never shows the token, a key or the body.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum QStashError {
-    /// No [`QStashConfig`](crate::QStashConfig) in `app_data`. Answered with 500.
-    #[error("no `QStashConfig` in app_data: add one with `App::app_data` or use `QStashGuard`")]
-    NotConfigured,
-    /// No, several, or an invalid `Upstash-Signature`: every verification failure. Answered
-    /// with 401; [`kind`](qstash_receiver::Error::kind) says why.
-    #[error("{0}")]
-    Signature(#[from] qstash_receiver::Error),
-    /// The body is larger than the limit (by `Content-Length`, or counted while reading).
-    /// Answered with 413.
-    #[error("body larger than the limit of {limit} bytes")]
-    PayloadTooLarge {
-        /// The configured limit, in bytes.
-        limit: usize,
-    },
-    /// The body could not be read (the client went away, a broken chunked encoding, …).
-    /// Answered with 400.
-    #[error("could not read the body: {0}")]
-    ReadBody(#[source] PayloadError),
-    /// The body did not arrive whole within the
-    /// [body timeout](crate::QStashConfig::body_timeout); the rest was not read. Answered with
-    /// 408 (QStash retries it).
-    #[error("body not received within {timeout:?}")]
-    BodyTimeout {
-        /// The configured time limit.
-        timeout: Duration,
-    },
-    /// The signature is valid but the delivery headers are not usable (no
-    /// `Upstash-Message-Id`, a garbled `Upstash-Retried`, …). Answered with the configured
-    /// payload error status (489 by default).
-    #[error("{source}")]
-    Delivery {
-        /// What is wrong with the headers.
-        source: DeliveryError,
-        /// The status to answer with.
-        status: StatusCode,
-    },
-    /// The signature is valid but the body does not deserialize into the extractor's type (or
-    /// is not a callback body). Answered with the configured payload error status (489 by
-    /// default).
-    #[error("payload does not deserialize: {reason}")]
-    Payload {
-        /// Why, without quoting the body.
-        reason: String,
-        /// The status to answer with.
-        status: StatusCode,
-    },
+/// The answer never says why; [`Refusal::reason`] and [`Refusal::detail`] go to the logs,
+/// through [`Refusal::log`], once, when the refusal is answered.
+#[derive(Debug)]
+pub struct QStashError {
+    refusal: Refusal,
 }
 
 impl QStashError {
-    /// The HTTP status this refusal is answered with.
+    /// The core's decision.
     #[must_use]
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Signature(_) => StatusCode::UNAUTHORIZED,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ReadBody(_) => StatusCode::BAD_REQUEST,
-            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Delivery { status, .. } | Self::Payload { status, .. } => *status,
-        }
+    pub const fn refusal(&self) -> &Refusal {
+        &self.refusal
     }
 
-    /// The short text of the HTTP answer; it does not say why, so it tells a prober nothing.
+    /// The core's decision, owned.
     #[must_use]
-    pub const fn body_text(&self) -> &'static str {
-        match self {
-            Self::NotConfigured => "QStash receiver not configured",
-            Self::Signature(_) => "invalid QStash signature",
-            Self::PayloadTooLarge { .. } => "payload too large",
-            Self::ReadBody(_) => "could not read the body",
-            Self::BodyTimeout { .. } => "request body timeout",
-            Self::Delivery { .. } => "invalid QStash delivery headers",
-            Self::Payload { .. } => "invalid payload",
-        }
+    pub fn into_refusal(self) -> Refusal {
+        self.refusal
     }
+}
 
-    /// A short, stable, lowercase name for logs and metrics: the core's
-    /// [`ErrorKind::as_str`](qstash_receiver::ErrorKind::as_str) for signature failures, else
-    /// `not_configured`, `payload_too_large`, `read_body`, `body_timeout`,
-    /// `invalid_delivery_headers` or `invalid_payload`.
-    #[must_use]
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::NotConfigured => "not_configured",
-            Self::Signature(e) => e.kind().as_str(),
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::ReadBody(_) => "read_body",
-            Self::BodyTimeout { .. } => "body_timeout",
-            Self::Delivery { .. } => "invalid_delivery_headers",
-            Self::Payload { .. } => "invalid_payload",
-        }
+impl From<Refusal> for QStashError {
+    fn from(refusal: Refusal) -> Self {
+        Self { refusal }
+    }
+}
+
+impl fmt::Display for QStashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.refusal, f)
+    }
+}
+
+impl std::error::Error for QStashError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.refusal)
     }
 }
 
 impl ResponseError for QStashError {
     fn status_code(&self) -> StatusCode {
-        self.status()
+        status(&self.refusal)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status();
-        let mut res = HttpResponse::build(status);
-        res.insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        ));
-        if status.as_u16() == NON_RETRYABLE_STATUS {
-            res.insert_header((NON_RETRYABLE_HEADER, HeaderValue::from_static("true")));
+        let refusal = &self.refusal;
+        let mut res = HttpResponse::build(status(refusal));
+        if refusal.closes_connection() {
+            // actix-http writes `Connection` from the response head, not from its headers.
+            res.force_close();
         }
-        res.body(self.body_text())
+        let mut res = res.body(refusal.body_text());
+        let headers = res.headers_mut();
+        for (name, value) in refusal.headers() {
+            // The core's names and values are valid in every version of `http`.
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_str().as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        res
+    }
+}
+
+fn status(refusal: &Refusal) -> StatusCode {
+    StatusCode::from_u16(refusal.status().as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+type Hook = dyn Fn(Refusal, &HttpRequest) -> actix_web::Error + Send + Sync;
+
+/// Answers refusals your own way, like `JsonConfig::error_handler`: gets the core's
+/// [`Refusal`] (already logged) and the request, returns the error to answer with.
+///
+/// Give it to the middleware ([`QStashMiddleware::error_handler`](crate::QStashMiddleware::error_handler)),
+/// which applies it to everything behind it, extractors included. For the extractors without
+/// the middleware, put it in `app_data` (`QStashErrorHandler`, then
+/// `web::Data<QStashErrorHandler>`).
+///
+/// # Examples
+///
+/// ```
+/// use actix_qstash::QStashErrorHandler;
+/// use actix_web::{App, error};
+///
+/// let app = App::new().app_data(QStashErrorHandler::new(|refusal, _req| {
+///     error::ErrorForbidden(refusal.reason().as_str())
+/// }));
+/// ```
+#[derive(Clone)]
+pub struct QStashErrorHandler(Arc<Hook>);
+
+impl QStashErrorHandler {
+    /// A handler calling `hook`.
+    pub fn new<F>(hook: F) -> Self
+    where
+        F: Fn(Refusal, &HttpRequest) -> actix_web::Error + Send + Sync + 'static,
+    {
+        Self(Arc::new(hook))
+    }
+
+    /// The handler in `app_data`: `QStashErrorHandler`, then `web::Data<QStashErrorHandler>`.
+    pub(crate) fn from_req(req: &HttpRequest) -> Option<&Self> {
+        req.app_data::<Self>()
+            .or_else(|| req.app_data::<web::Data<Self>>().map(|d| d.get_ref()))
+    }
+}
+
+impl fmt::Debug for QStashErrorHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QStashErrorHandler(..)")
+    }
+}
+
+/// Answers `refusal`: logs it (the core's one event), then turns it into the error to answer
+/// with, through `handler` if there is one.
+pub(crate) fn answer(
+    req: &HttpRequest,
+    refusal: Refusal,
+    handler: Option<&QStashErrorHandler>,
+) -> actix_web::Error {
+    refusal.log();
+    match handler {
+        Some(handler) => (handler.0)(refusal, req),
+        None => QStashError::from(refusal).into(),
     }
 }
 
@@ -132,92 +146,43 @@ impl ResponseError for QStashError {
 mod tests {
     use super::*;
     use actix_web::body::MessageBody as _;
-    use qstash_receiver::ErrorKind;
+    use qstash_receiver::{Receiver, RequestHead, SigningKeys, Verifier};
 
-    #[test]
-    fn answers() {
-        let non_retryable = StatusCode::from_u16(489).unwrap();
-        let cases = [
-            ("not configured", QStashError::NotConfigured, 500, false),
-            (
-                "signature",
-                QStashError::Signature(ErrorKind::Expired.into()),
-                401,
-                false,
-            ),
-            (
-                "too large",
-                QStashError::PayloadTooLarge { limit: 1 },
-                413,
-                false,
-            ),
-            (
-                "read",
-                QStashError::ReadBody(PayloadError::Incomplete(None)),
-                400,
-                false,
-            ),
-            (
-                "body timeout",
-                QStashError::BodyTimeout {
-                    timeout: Duration::from_secs(10),
-                },
-                408,
-                false,
-            ),
-            (
-                "delivery, 489",
-                QStashError::Delivery {
-                    source: DeliveryError::Missing("Upstash-Message-Id"),
-                    status: non_retryable,
-                },
-                489,
-                true,
-            ),
-            (
-                "payload, 489",
-                QStashError::Payload {
-                    reason: "x".into(),
-                    status: non_retryable,
-                },
-                489,
-                true,
-            ),
-            (
-                "payload, 422",
-                QStashError::Payload {
-                    reason: "x".into(),
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                },
-                422,
-                false,
-            ),
-        ];
-        for (name, err, status, non_retryable) in cases {
-            let res = err.error_response();
-            assert_eq!(res.status().as_u16(), status, "{name}");
-            assert_eq!(
-                res.headers()
-                    .get(NON_RETRYABLE_HEADER)
-                    .map(|v| v.to_str().unwrap()),
-                non_retryable.then_some("true"),
-                "{name}"
-            );
-            let body = res.into_body().try_into_bytes().unwrap();
-            assert_eq!(body, err.body_text().as_bytes(), "{name}");
-            assert!(body.len() < 40, "{name}: short body");
-        }
+    fn refusal(headers: &http::HeaderMap, version: http::Version) -> Refusal {
+        let receiver = Receiver::new(Verifier::new(SigningKeys::new("sig_a", "sig_b").unwrap()));
+        receiver
+            .check_head(&RequestHead::new("POST", "/", headers).version(version))
+            .unwrap_err()
     }
 
     #[test]
-    fn reasons() {
-        assert_eq!(
-            QStashError::Signature(ErrorKind::SubjectMismatch.into()).reason(),
-            "subject_mismatch"
-        );
-        assert_eq!(
-            QStashError::PayloadTooLarge { limit: 3 }.reason(),
-            "payload_too_large"
-        );
+    fn answers_exactly_what_the_core_decided() {
+        for version in [http::Version::HTTP_11, http::Version::HTTP_2] {
+            let refusal = refusal(&http::HeaderMap::new(), version);
+            let want = refusal.to_response();
+            let res = QStashError::from(refusal).error_response();
+            assert_eq!(res.status().as_u16(), want.status().as_u16(), "{version:?}");
+            let got: Vec<(String, Vec<u8>)> = res
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            let expected: Vec<(String, Vec<u8>)> = want
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            let mut sorted = (got, expected);
+            sorted.0.sort();
+            sorted.1.sort();
+            assert_eq!(sorted.0, sorted.1, "{version:?}");
+            assert_eq!(
+                res.head().connection_type() == actix_web::http::ConnectionType::Close,
+                version == http::Version::HTTP_11,
+                "{version:?}: the head closes the connection when the core says so"
+            );
+            let body = res.into_body().try_into_bytes().unwrap();
+            assert_eq!(body, want.body(), "{version:?}");
+        }
     }
 }

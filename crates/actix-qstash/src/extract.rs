@@ -3,37 +3,36 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use bytes::Bytes;
-use qstash_receiver::{Callback, Claims, Delivery};
+use qstash_receiver::{Admission, Callback, CallbackError, Claims, Delivery, Refusal, Verified};
 use serde::de::DeserializeOwned;
 
 use crate::body::BodyReader;
-use crate::config::QStashConfig;
-use crate::error::QStashError;
-use crate::guard::Guarded;
-use crate::verification::{Pending, reject};
+use crate::error::{QStashErrorHandler, answer};
+use crate::head::{self, check_head, upgrade_body_len};
+use crate::middleware::Guarded;
 
-/// A verified QStash delivery whose JSON body is deserialized into `T`.
+/// A verified QStash delivery whose body is deserialized from JSON into `T`.
 ///
-/// Reads the body (up to [`QStashConfig::max_body_bytes`]), verifies the `Upstash-Signature`
-/// over it with the [`QStashConfig`] found in `app_data`, reads the delivery headers, then
-/// deserializes the body. The `Content-Type` is not checked: QStash passes on whatever the
-/// publisher sent.
+/// Verifies the request with the [`Receiver`](qstash_receiver::Receiver) found in `app_data`
+/// (`Receiver`, then `web::Data<Receiver>`): the head before any body byte is read, then the
+/// body within the receiver's limit and time; then deserializes the body. The `Content-Type`
+/// is not checked: QStash passes on whatever the publisher sent.
 ///
-/// Behind [`QStashGuard`](crate::QStashGuard) it does not verify again: it takes the guard's
-/// result from the request extensions and only deserializes.
+/// Behind [`QStashMiddleware`](crate::QStashMiddleware) it does not verify again: it takes
+/// the middleware's result and only deserializes.
 ///
 /// # Errors
 ///
-/// A [`QStashError`]: 401 for any signature failure, 413 for an oversize body, and the
-/// configured payload error status (489 + `Upstash-NonRetryable-Error: true` by default) when
-/// the body does not deserialize into `T` or the delivery headers are unusable; 500 when no
-/// `QStashConfig` is configured.
+/// A [`QStashError`](crate::QStashError) with the core's [`Refusal`]: 401 for any signature
+/// failure, 413 for an oversize body, 408 for a body too slow, the receiver's payload-error
+/// status (489 + `Upstash-NonRetryable-Error: true` by default) for a body that does not
+/// deserialize into `T` or unusable delivery headers, 503 when the buffer budget is spent,
+/// 500 when there is neither a receiver in `app_data` nor the middleware.
 ///
 /// # Examples
 ///
@@ -62,6 +61,17 @@ pub struct QStash<T> {
     pub claims: Claims,
 }
 
+impl<T> QStash<T> {
+    /// The value a handler gets, e.g. to call the handler in a unit test.
+    pub const fn new(payload: T, delivery: Delivery, claims: Claims) -> Self {
+        Self {
+            payload,
+            delivery,
+            claims,
+        }
+    }
+}
+
 /// A verified QStash delivery with its raw body, for bodies that are not JSON.
 ///
 /// Like [`QStash`] without the deserialization; the body is handed on without a copy.
@@ -81,16 +91,27 @@ pub struct QStashRaw {
     pub claims: Claims,
 }
 
+impl QStashRaw {
+    /// The value a handler gets, e.g. to call the handler in a unit test.
+    pub const fn new(body: Bytes, delivery: Delivery, claims: Claims) -> Self {
+        Self {
+            body,
+            delivery,
+            claims,
+        }
+    }
+}
+
 /// A verified QStash callback or failure callback: QStash reporting the outcome of a delivery
 /// to the `Upstash-Callback` / `Upstash-Failure-Callback` URL.
 ///
 /// The request is verified like any delivery (its token names the callback URL), then the
-/// body is parsed with [`Callback::from_slice`]. `body` is the destination's response body as
-/// JSON of type `T`, when it is one.
+/// body is parsed as a [`Callback`]. The destination's response body is decoded on demand,
+/// into the type you ask for, with [`response`](Self::response).
 ///
 /// # Errors
 ///
-/// As [`QStash`]; a body that is not a callback gets the payload error status.
+/// As [`QStash`]; a body that is not a callback gets the payload-error status.
 ///
 /// # Examples
 ///
@@ -98,197 +119,156 @@ pub struct QStashRaw {
 /// use actix_qstash::QStashCallback;
 /// use actix_web::HttpResponse;
 ///
-/// async fn callback(QStashCallback { callback, body, .. }: QStashCallback) -> HttpResponse {
-///     if !callback.is_success() && callback.is_last_attempt() {
-///         // give up on `callback.source_message_id`
+/// #[derive(serde::Deserialize)]
+/// struct Receipt { ok: bool }
+///
+/// async fn callback(cb: QStashCallback) -> HttpResponse {
+///     if !cb.callback.is_success() && cb.callback.is_last_attempt() {
+///         // give up on `cb.callback.source_message_id`
 ///     }
-///     let _json: Option<serde_json::Value> = body;
-///     HttpResponse::Ok().finish()
+///     // A failure callback often carries an error page, not JSON.
+///     let ok = cb.response::<Receipt>().is_ok_and(|r| r.ok);
+///     HttpResponse::Ok().body(format!("ok: {ok}"))
 /// }
 /// let app = actix_web::App::new().route("/callback", actix_web::web::post().to(callback));
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
 #[non_exhaustive]
-pub struct QStashCallback<T = serde_json::Value> {
+pub struct QStashCallback {
     /// The callback body: the destination's status, headers and body, and the source message.
     pub callback: Callback,
-    /// The destination's response body (`callback.body`) as JSON of type `T`; `None` when it
-    /// is empty or is not JSON of that type (a failure callback often carries an error page).
-    /// [`Callback::body_json`] says why.
-    pub body: Option<T>,
     /// What the `Upstash-*` headers of the callback request say.
     pub delivery: Delivery,
-    /// The verified token's claims.
+    /// The verified token's claims (`sub` is the callback URL).
     pub claims: Claims,
 }
 
-/// The future of the extractors: reads the body, verifies, then builds `X`.
+impl QStashCallback {
+    /// The value a handler gets, e.g. to call the handler in a unit test.
+    pub const fn new(callback: Callback, delivery: Delivery, claims: Claims) -> Self {
+        Self {
+            callback,
+            delivery,
+            claims,
+        }
+    }
+
+    /// The destination's response body (`callback.body`), decoded from JSON into `T`.
+    ///
+    /// # Errors
+    ///
+    /// A [`CallbackError`] when the body is not JSON of type `T`.
+    pub fn response<T: DeserializeOwned>(&self) -> Result<T, CallbackError> {
+        self.callback.body_json()
+    }
+}
+
+/// The future of the extractors: reads the body and finishes the verification (or takes the
+/// middleware's result), then builds `X`.
 #[must_use = "futures do nothing unless polled"]
 pub struct ExtractFuture<X> {
     req: HttpRequest,
-    config: ConfigSource,
     state: State,
     _extractor: PhantomData<fn() -> X>,
-}
-
-enum ConfigSource {
-    Missing,
-    AppData,
-    Guard(Rc<QStashConfig>),
 }
 
 // One per extraction, never moved once polled: boxing the large variant would only add an
 // allocation.
 #[allow(clippy::large_enum_variant)]
 enum State {
-    Failed(Option<QStashError>),
-    Unverified {
-        pending: Pending,
+    /// Behind the middleware, or refused before the body.
+    Ready(Option<Result<(Verified, Option<QStashErrorHandler>), actix_web::Error>>),
+    Reading {
+        admission: Option<Admission>,
         body: BodyReader,
+        handler: Option<QStashErrorHandler>,
     },
-    Verified {
-        known: Option<(Delivery, Claims)>,
-        body: BodyReader,
-    },
-}
-
-struct Verified {
-    body: Bytes,
-    delivery: Delivery,
-    claims: Claims,
-}
-
-fn config<'a>(req: &'a HttpRequest, source: &'a ConfigSource) -> Option<&'a QStashConfig> {
-    match source {
-        ConfigSource::Missing => None,
-        ConfigSource::AppData => QStashConfig::from_req(req),
-        ConfigSource::Guard(config) => Some(config),
-    }
 }
 
 impl<X> ExtractFuture<X> {
     fn new(req: &HttpRequest, payload: &mut Payload) -> Self {
-        let req = req.clone();
-        let guarded = {
-            let extensions = req.extensions();
-            extensions.get::<Guarded>().map(|guarded| {
-                let known = extensions
-                    .get::<Delivery>()
-                    .cloned()
-                    .zip(extensions.get::<Claims>().cloned());
-                (guarded.0.clone(), known)
-            })
-        };
-        let (source, state) = match guarded {
-            // Behind the guard: the body it put back is the verified one.
-            Some((config, Some(known))) => {
-                let body =
-                    BodyReader::new(payload.take(), config.max_body_bytes, config.body_timeout);
-                let state = State::Verified {
-                    known: Some(known),
-                    body,
-                };
-                (ConfigSource::Guard(config), state)
-            }
-            // Behind the guard, but its result was removed from the extensions: verify anew.
-            Some((config, None)) => {
-                let state = Self::start(&req, &config, payload);
-                (ConfigSource::Guard(config), state)
-            }
-            None => match QStashConfig::from_req(&req) {
-                None => (
-                    ConfigSource::Missing,
-                    State::Failed(Some(QStashError::NotConfigured)),
-                ),
-                Some(config) => (ConfigSource::AppData, Self::start(&req, config, payload)),
-            },
+        let guarded = req.extensions().get::<Guarded>().cloned();
+        let state = match guarded {
+            Some(Guarded { verified, handler }) => State::Ready(Some(Ok((verified, handler)))),
+            None => Self::start(req, payload),
         };
         Self {
-            req,
-            config: source,
+            req: req.clone(),
             state,
             _extractor: PhantomData,
         }
     }
 
-    fn start(req: &HttpRequest, config: &QStashConfig, payload: &mut Payload) -> State {
-        match Pending::start(req, config) {
-            Ok(pending) => State::Unverified {
-                pending,
-                body: BodyReader::new(payload.take(), config.max_body_bytes, config.body_timeout),
+    /// Without the middleware: the receiver in `app_data` decides on the head at once.
+    fn start(req: &HttpRequest, payload: &mut Payload) -> State {
+        let handler = QStashErrorHandler::from_req(req).cloned();
+        let admission = match head::receiver(req) {
+            Some(receiver) => check_head(receiver, req),
+            None => Err(Refusal::not_configured(
+                "no `qstash_receiver::Receiver` in app_data: add one with `App::app_data` or \
+                 wrap the route in `QStashMiddleware`",
+            )),
+        };
+        match admission {
+            Ok(admission) => State::Reading {
+                body: BodyReader::new(payload.take(), &admission, upgrade_body_len(req)),
+                admission: Some(admission),
+                handler,
             },
-            Err(err) => State::Failed(Some(err)),
+            Err(refusal) => State::Ready(Some(Err(answer(req, refusal, handler.as_ref())))),
         }
     }
 
-    fn poll_verified(&mut self, cx: &mut Context<'_>) -> Poll<Result<Verified, actix_web::Error>> {
-        let config = config(&self.req, &self.config);
-        let result = match &mut self.state {
-            State::Failed(err) => Err(err.take().expect("ExtractFuture polled after completion")),
-            State::Unverified { pending, body } => match (ready!(body.poll_body(cx)), config) {
-                (Ok(body), Some(config)) => {
-                    pending
-                        .finish(&self.req, config, &body)
-                        .map(|(delivery, claims)| Verified {
-                            body,
-                            delivery,
-                            claims,
-                        })
+    fn poll_verified(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(Verified, Option<QStashErrorHandler>), actix_web::Error>> {
+        Poll::Ready(match &mut self.state {
+            State::Ready(result) => result
+                .take()
+                .expect("ExtractFuture polled after completion"),
+            State::Reading {
+                admission,
+                body,
+                handler,
+            } => {
+                let read = ready!(body.poll_body(cx));
+                let admission = admission
+                    .take()
+                    .expect("ExtractFuture polled after completion");
+                let verified = match read {
+                    Ok(bytes) => admission.finish(bytes),
+                    Err(failure) => Err(admission.body_failed(failure)),
+                };
+                let handler = handler.take();
+                match verified {
+                    Ok(verified) => Ok((verified, handler)),
+                    Err(refusal) => Err(answer(&self.req, refusal, handler.as_ref())),
                 }
-                (Ok(_), None) => Err(QStashError::NotConfigured),
-                (Err(err), _) => Err(err),
-            },
-            State::Verified { known, body } => ready!(body.poll_body(cx)).map(|body| {
-                let (delivery, claims) =
-                    known.take().expect("ExtractFuture polled after completion");
-                Verified {
-                    body,
-                    delivery,
-                    claims,
-                }
-            }),
-        };
-        Poll::Ready(result.map_err(|err| reject(&self.req, config, err)))
+            }
+        })
     }
 
-    fn payload_error(&self, reason: String) -> actix_web::Error {
-        let config = config(&self.req, &self.config);
-        let err = match config {
-            Some(c) => QStashError::Payload {
-                reason,
-                status: c.payload_error_status,
-            },
-            None => QStashError::NotConfigured,
-        };
-        reject(&self.req, config, err)
+    /// Builds the extractor from the verified delivery, or answers the payload's refusal.
+    fn poll_with<Y>(
+        &mut self,
+        cx: &mut Context<'_>,
+        build: impl FnOnce(Verified) -> Result<Y, Refusal>,
+    ) -> Poll<Result<Y, actix_web::Error>> {
+        let (verified, handler) = ready!(self.poll_verified(cx))?;
+        Poll::Ready(build(verified).map_err(|refusal| answer(&self.req, refusal, handler.as_ref())))
     }
-}
-
-/// Why `serde_json` refused a body, without quoting it (serde's messages can copy values).
-fn json_reason(e: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Syntax | Category::Eof => "not valid JSON",
-        Category::Data => "JSON of another shape",
-        Category::Io => "unreadable",
-    };
-    format!("{what} (line {}, column {})", e.line(), e.column())
 }
 
 impl<T: DeserializeOwned> Future for ExtractFuture<QStash<T>> {
     type Output = Result<QStash<T>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let verified = ready!(this.poll_verified(cx))?;
-        Poll::Ready(match serde_json::from_slice(&verified.body) {
-            Ok(payload) => Ok(QStash {
-                payload,
-                delivery: verified.delivery,
-                claims: verified.claims,
-            }),
-            Err(e) => Err(this.payload_error(json_reason(&e))),
+        self.get_mut().poll_with(cx, |verified| {
+            let payload = verified.json()?;
+            let (claims, delivery, _) = verified.into_parts();
+            Ok(QStash::new(payload, delivery, claims))
         })
     }
 }
@@ -297,30 +277,21 @@ impl Future for ExtractFuture<QStashRaw> {
     type Output = Result<QStashRaw, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let verified = ready!(self.get_mut().poll_verified(cx))?;
-        Poll::Ready(Ok(QStashRaw {
-            body: verified.body,
-            delivery: verified.delivery,
-            claims: verified.claims,
-        }))
+        self.get_mut().poll_with(cx, |verified| {
+            let (claims, delivery, body) = verified.into_parts();
+            Ok(QStashRaw::new(body, delivery, claims))
+        })
     }
 }
 
-impl<T: DeserializeOwned> Future for ExtractFuture<QStashCallback<T>> {
-    type Output = Result<QStashCallback<T>, actix_web::Error>;
+impl Future for ExtractFuture<QStashCallback> {
+    type Output = Result<QStashCallback, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let verified = ready!(this.poll_verified(cx))?;
-        Poll::Ready(match Callback::from_slice(&verified.body) {
-            Ok(callback) => Ok(QStashCallback {
-                body: callback.body_json().ok(),
-                callback,
-                delivery: verified.delivery,
-                claims: verified.claims,
-            }),
-            // `CallbackError` never quotes the body.
-            Err(e) => Err(this.payload_error(e.to_string())),
+        self.get_mut().poll_with(cx, |verified| {
+            let callback = verified.callback()?;
+            let (claims, delivery, _) = verified.into_parts();
+            Ok(QStashCallback::new(callback, delivery, claims))
         })
     }
 }
@@ -343,37 +314,11 @@ impl FromRequest for QStashRaw {
     }
 }
 
-impl<T: DeserializeOwned> FromRequest for QStashCallback<T> {
+impl FromRequest for QStashCallback {
     type Error = actix_web::Error;
     type Future = ExtractFuture<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         ExtractFuture::new(req, payload)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_reasons_do_not_quote_the_body() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct T {
-            n: u32,
-        }
-        let cases = [
-            (r#"{"n":"secret-value"}"#, "JSON of another shape"),
-            (r#"{"secret-field":1}"#, "JSON of another shape"),
-            ("secret", "not valid JSON"),
-            (r#"{"n": 1"#, "not valid JSON"),
-        ];
-        for (body, want) in cases {
-            let e = serde_json::from_str::<T>(body).unwrap_err();
-            let reason = json_reason(&e);
-            assert!(reason.starts_with(want), "{body}: {reason}");
-            assert!(!reason.contains("secret"), "{body}: {reason}");
-        }
     }
 }

@@ -3,15 +3,13 @@
 #![deny(missing_docs)]
 
 mod body;
-mod config;
 mod error;
 mod extract;
-mod guard;
-mod verification;
+mod head;
+mod middleware;
 
 pub use qstash_receiver;
 
-pub use config::{DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, QStashConfig};
-pub use error::QStashError;
+pub use error::{QStashError, QStashErrorHandler};
 pub use extract::{ExtractFuture, QStash, QStashCallback, QStashRaw};
-pub use guard::{QStashGuard, QStashGuardFuture, QStashGuardMiddleware};
+pub use middleware::{QStashMiddleware, QStashMiddlewareFuture, QStashMiddlewareService};

@@ -1,5 +1,5 @@
 //! The body timeout, on Tokio's paused clock: a body that trickles in or stalls is refused with
-//! 408 when the total time is up, by the extractor and by the guard; a slow body within the
+//! 408 when the total time is up, by the extractor and by the middleware; a slow body within the
 //! limit is delivered; the limit can be changed or switched off. Then once over a real socket.
 
 // Test helpers outside `#[test]` functions unwrap too: a failure is the assertion.
@@ -15,13 +15,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use actix_qstash::{QStashConfig, QStashError, QStashGuard};
+use actix_qstash::{QStashErrorHandler, QStashMiddleware};
 use actix_web::dev::{Payload, Service as _};
 use actix_web::error::PayloadError;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
-use actix_web::{App, HttpResponse, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use qstash_receiver::Signer;
+use qstash_receiver::{Reason, Receiver, Refusal, Signer};
 use qstash_test_cases::{CURRENT_KEY, ROUTE, padded_order};
 use support::{Server, handle, route_path, route_url};
 use tokio::time::{Instant, Sleep};
@@ -71,24 +71,56 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
-/// Sends a valid delivery of `order`, whose body arrives as `payload`, to the extractor (config
-/// in `app_data`) or to the guard; returns the status, the answer and the time it took on
-/// Tokio's clock.
+/// How a refusal is answered: as the core says, or by [`teapot`].
+#[derive(Clone, Copy)]
+enum Answer {
+    AsIs,
+    Teapot,
+}
+
+/// An error handler that says whether the refusal was a body timeout, and after how long.
+fn teapot(refusal: Refusal, _: &HttpRequest) -> actix_web::Error {
+    let text = format!(
+        "timed out: {} ({})",
+        refusal.reason() == Reason::BodyTimeout,
+        refusal.detail()
+    );
+    actix_web::error::InternalError::from_response(refusal, HttpResponse::ImATeapot().body(text))
+        .into()
+}
+
+/// Sends a valid delivery of `order`, whose body arrives as `payload`, to the extractor
+/// (receiver in `app_data`) or to the middleware; returns the status, the answer and the time
+/// it took on Tokio's clock.
 async fn send(
-    config: &QStashConfig,
-    guard: bool,
+    receiver: &Receiver,
+    middleware: bool,
+    order: &[u8],
+    payload: Payload,
+) -> (u16, String, Duration) {
+    send_answered(receiver, Answer::AsIs, middleware, order, payload).await
+}
+
+async fn send_answered(
+    receiver: &Receiver,
+    answer: Answer,
+    middleware: bool,
     order: &[u8],
     payload: Payload,
 ) -> (u16, String, Duration) {
     // A guard against a body that is never cut off: fails instead of hanging.
-    tokio::time::timeout(secs(600), send_unguarded(config, guard, order, payload))
-        .await
-        .expect("no answer within 600 s")
+    tokio::time::timeout(
+        secs(600),
+        send_unguarded(receiver, answer, middleware, order, payload),
+    )
+    .await
+    .expect("no answer within 600 s")
 }
 
 async fn send_unguarded(
-    config: &QStashConfig,
-    guard: bool,
+    receiver: &Receiver,
+    answer: Answer,
+    middleware: bool,
     order: &[u8],
     payload: Payload,
 ) -> (u16, String, Duration) {
@@ -101,12 +133,16 @@ async fn send_unguarded(
         req = req.insert_header((name.as_str(), value.to_str().unwrap()));
     }
     let start = Instant::now();
-    let res = if guard {
+    let res = if middleware {
         let (scope, rest) = route_path()[1..].split_once('/').unwrap();
+        let mut middleware = QStashMiddleware::new(receiver.clone());
+        if let Answer::Teapot = answer {
+            middleware = middleware.error_handler(teapot);
+        }
         let app = init_service(
             App::new().service(
                 web::scope(&format!("/{scope}"))
-                    .wrap(QStashGuard::new(config.clone()))
+                    .wrap(middleware)
                     .route(&format!("/{rest}"), web::post().to(handle)),
             ),
         )
@@ -114,12 +150,11 @@ async fn send_unguarded(
         let (req, _) = req.to_request().replace_payload(payload);
         app.call(req).await.unwrap()
     } else {
-        let app = init_service(
-            App::new()
-                .app_data(config.clone())
-                .route(route_path(), web::post().to(handle)),
-        )
-        .await;
+        let mut app = App::new().app_data(receiver.clone());
+        if let Answer::Teapot = answer {
+            app = app.app_data(QStashErrorHandler::new(teapot));
+        }
+        let app = init_service(app.route(route_path(), web::post().to(handle))).await;
         let (req, _) = req.to_request().replace_payload(payload);
         call_service(&app, req).await
     };
@@ -134,17 +169,17 @@ async fn a_trickling_body_is_cut_off_at_the_total_limit() {
     tokio::time::pause();
     // 100 bytes, one a second: every single read is quick, the whole is not.
     let order = padded_order(100);
-    for guard in [false, true] {
+    for middleware in [false, true] {
         let payload = trickle(&order, 100, secs(1), false);
-        let (status, text, elapsed) = send(&support::config(), guard, &order, payload).await;
+        let (status, text, elapsed) = send(&support::receiver(), middleware, &order, payload).await;
         assert_eq!(
             (status, text.as_str()),
             (408, "request body timeout"),
-            "guard {guard}"
+            "middleware {middleware}"
         );
         assert!(
             elapsed >= secs(10) && elapsed < secs(12),
-            "guard {guard}: {elapsed:?}"
+            "middleware {middleware}: {elapsed:?}"
         );
     }
 }
@@ -153,13 +188,13 @@ async fn a_trickling_body_is_cut_off_at_the_total_limit() {
 async fn a_stalled_body_is_cut_off() {
     tokio::time::pause();
     let order = padded_order(100);
-    for guard in [false, true] {
+    for middleware in [false, true] {
         let payload = trickle(&order, 2, secs(1), true);
-        let (status, _, elapsed) = send(&support::config(), guard, &order, payload).await;
-        assert_eq!(status, 408, "guard {guard}");
+        let (status, _, elapsed) = send(&support::receiver(), middleware, &order, payload).await;
+        assert_eq!(status, 408, "middleware {middleware}");
         assert!(
             elapsed >= secs(10) && elapsed < secs(12),
-            "guard {guard}: {elapsed:?}"
+            "middleware {middleware}: {elapsed:?}"
         );
     }
 }
@@ -169,11 +204,14 @@ async fn a_slow_body_within_the_limit_is_delivered() {
     tokio::time::pause();
     // Nine chunks a second apart: 9 s, under the default 10 s.
     let order = padded_order(200);
-    for guard in [false, true] {
+    for middleware in [false, true] {
         let payload = trickle(&order, 9, secs(1), false);
-        let (status, text, elapsed) = send(&support::config(), guard, &order, payload).await;
-        assert_eq!(status, 200, "guard {guard}: {text} after {elapsed:?}");
-        assert!(elapsed >= secs(9), "guard {guard}: {elapsed:?}");
+        let (status, text, elapsed) = send(&support::receiver(), middleware, &order, payload).await;
+        assert_eq!(
+            status, 200,
+            "middleware {middleware}: {text} after {elapsed:?}"
+        );
+        assert!(elapsed >= secs(9), "middleware {middleware}: {elapsed:?}");
     }
 }
 
@@ -181,35 +219,30 @@ async fn a_slow_body_within_the_limit_is_delivered() {
 async fn the_limit_can_be_changed_or_switched_off() {
     tokio::time::pause();
     let order = padded_order(120);
-    let short = support::config()
-        .body_timeout(Duration::from_millis(2500))
-        .error_handler(|err, _| {
-            let timed_out = matches!(err, QStashError::BodyTimeout { timeout } if timeout == Duration::from_millis(2500));
-            actix_web::error::InternalError::from_response(
-                err,
-                HttpResponse::ImATeapot().body(format!("timed out: {timed_out}")),
-            )
-            .into()
-        });
-    for guard in [false, true] {
+    let short = support::receiver().body_timeout(Duration::from_millis(2500));
+    for middleware in [false, true] {
         let payload = trickle(&order, 5, secs(1), false);
-        let (status, text, elapsed) = send(&short, guard, &order, payload).await;
+        let (status, text, elapsed) =
+            send_answered(&short, Answer::Teapot, middleware, &order, payload).await;
         assert_eq!(
             (status, text.as_str()),
-            (418, "timed out: true"),
-            "guard {guard}"
+            (418, "timed out: true (body not received within 2.5s)"),
+            "middleware {middleware}"
         );
         let window = Duration::from_millis(2500)..Duration::from_millis(3500);
-        assert!(window.contains(&elapsed), "guard {guard}: {elapsed:?}");
+        assert!(
+            window.contains(&elapsed),
+            "middleware {middleware}: {elapsed:?}"
+        );
     }
 
     // A minute of trickling, with no limit at all.
-    let unlimited = support::config().body_timeout(None);
-    for guard in [false, true] {
+    let unlimited = support::receiver().body_timeout(None);
+    for middleware in [false, true] {
         let payload = trickle(&order, 60, secs(1), false);
-        let (status, text, elapsed) = send(&unlimited, guard, &order, payload).await;
-        assert_eq!(status, 200, "guard {guard}: {text}");
-        assert!(elapsed >= secs(60), "guard {guard}: {elapsed:?}");
+        let (status, text, elapsed) = send(&unlimited, middleware, &order, payload).await;
+        assert_eq!(status, 200, "middleware {middleware}: {text}");
+        assert!(elapsed >= secs(60), "middleware {middleware}: {elapsed:?}");
     }
 }
 
@@ -218,11 +251,11 @@ async fn a_body_that_is_already_here_needs_no_time() {
     tokio::time::pause();
     // A zero limit still accepts a body that never has to be waited for.
     let order = padded_order(100);
-    let config = support::config().body_timeout(Duration::ZERO);
-    for guard in [false, true] {
+    let receiver = support::receiver().body_timeout(Duration::ZERO);
+    for middleware in [false, true] {
         let payload = Payload::from(Bytes::from(order.clone()));
-        let (status, text, _) = send(&config, guard, &order, payload).await;
-        assert_eq!(status, 200, "guard {guard}: {text}");
+        let (status, text, _) = send(&receiver, middleware, &order, payload).await;
+        assert_eq!(status, 200, "middleware {middleware}: {text}");
     }
 }
 
@@ -240,7 +273,7 @@ async fn a_trickling_client_gets_408_and_a_closed_connection() {
         >,
     > {
         App::new()
-            .app_data(support::config().body_timeout(Duration::from_millis(300)))
+            .app_data(support::receiver().body_timeout(Duration::from_millis(300)))
             .route(route_path(), web::post().to(handle))
     }
     let server = Server::start(app);
@@ -271,6 +304,7 @@ async fn a_trickling_client_gets_408_and_a_closed_connection() {
     .await
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
     assert!(answer.ends_with("request body timeout"), "{answer}");
     server.stop().await;
 }

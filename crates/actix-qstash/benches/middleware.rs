@@ -1,17 +1,18 @@
-//! The same 1 KiB JSON route bare (`web::Json`), behind `QStashGuard`, and with the
-//! `QStash<T>` extractor, in one run: in process (`actix_web::test`), then over real HTTP (one
-//! actix worker on loopback, a reqwest client with `CONNECTIONS` keep-alive connections),
-//! then over HTTP again in alternating rounds that print the median requests/s and the ratio
-//! to the bare route (robust to load from other processes on a shared machine).
+//! The same 1 KiB JSON route bare (`web::Json`, the same JSON work without verification), with
+//! the `QStash<T>` extractor, and behind `QStashMiddleware` (then `QStash<T>`), in one run: in
+//! process (`actix_web::test`), then over real HTTP (one actix worker on loopback, a reqwest
+//! client with `CONNECTIONS` keep-alive connections), then over HTTP again in alternating
+//! rounds that print the median requests/s and the ratio to the bare route (robust to load
+//! from other processes on a shared machine).
 
 #![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 
-use actix_qstash::{QStash, QStashConfig, QStashGuard};
+use actix_qstash::{QStash, QStashMiddleware};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use qstash_receiver::{Signer, Verifier};
+use qstash_receiver::{Receiver, Signer};
 use qstash_test_cases::{CURRENT_KEY, Order, keys, padded_order};
 
 const CONNECTIONS: u64 = 8;
@@ -26,7 +27,7 @@ async fn verified(QStash { payload, .. }: QStash<Order>) -> HttpResponse {
 }
 
 fn app(
-    config: QStashConfig,
+    receiver: Receiver,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -37,13 +38,13 @@ fn app(
     >,
 > {
     App::new()
-        .app_data(config.clone())
+        .app_data(receiver.clone())
         .route("/bare", web::post().to(bare))
         .route("/extractor", web::post().to(verified))
         .service(
-            web::scope("/guard")
-                .wrap(QStashGuard::new(config))
-                .route("/hook", web::post().to(bare)),
+            web::scope("/middleware")
+                .wrap(QStashMiddleware::new(receiver))
+                .route("/hook", web::post().to(verified)),
         )
 }
 
@@ -83,8 +84,8 @@ async fn load(
 
 fn over_http(c: &mut Criterion) {
     let system = actix_web::rt::System::new();
-    let config = QStashConfig::new(Verifier::new(keys()));
-    let server = HttpServer::new(move || app(config.clone()))
+    let receiver = Receiver::from(keys());
+    let server = HttpServer::new(move || app(receiver.clone()))
         .workers(1)
         .disable_signals()
         .bind(("127.0.0.1", 0))
@@ -112,8 +113,8 @@ fn over_http(c: &mut Criterion) {
 
     let routes: Vec<(&str, String, String)> = [
         ("bare (web::Json)", "/bare"),
-        ("QStashGuard + web::Json", "/guard/hook"),
         ("QStash<T> extractor", "/extractor"),
+        ("QStashMiddleware + QStash<T>", "/middleware/hook"),
     ]
     .into_iter()
     .map(|(name, path)| {
@@ -188,7 +189,7 @@ fn in_process(c: &mut Criterion) {
     use actix_web::test::{TestRequest, call_service, init_service, read_body};
 
     let system = actix_web::rt::System::new();
-    let app = system.block_on(init_service(app(QStashConfig::new(Verifier::new(keys())))));
+    let app = system.block_on(init_service(app(Receiver::from(keys()))));
     let body = bytes::Bytes::from(padded_order(BODY_BYTES));
     let signer = Signer::new(CURRENT_KEY).expect("key");
     let now = i64::try_from(
@@ -205,8 +206,8 @@ fn in_process(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     for (name, path) in [
         ("bare (web::Json)", "/bare"),
-        ("QStashGuard + web::Json", "/guard/hook"),
         ("QStash<T> extractor", "/extractor"),
+        ("QStashMiddleware + QStash<T>", "/middleware/hook"),
     ] {
         let token = signer.sign_at(&format!("https://bench.example{path}"), &body, now);
         group.bench_function(name, |b| {

@@ -1,18 +1,22 @@
 //! The middleware beyond the shared table: what handlers downstream see, what it leaves alone,
 //! and that extractors behind it do not verify again.
 
+// Test helpers outside `#[test]` functions unwrap too: a failure is the assertion.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix_qstash::{QStash, QStashConfig, QStashGuard, QStashRaw};
+use actix_qstash::{QStash, QStashMiddleware, QStashRaw};
+use actix_web::dev::Service as _;
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, web};
-use qstash_receiver::{Claims, Delivery, MatchedKey, SigningKeys, Verifier};
+use qstash_receiver::{Claims, Delivery, MatchedKey, PayloadErrorStatus, Receiver, SigningKeys};
 use qstash_test_cases::Order;
-use support::{config, signed};
+use support::{receiver, signed};
 
 const BODY: &[u8] = br#"{"order":5}"#;
 const URL: &str = "https://app.example.com/hooks/orders?x=1";
@@ -49,7 +53,7 @@ async fn handlers_downstream_read_the_body_and_the_extensions() {
     let app = init_service(
         App::new().service(
             web::scope("/hooks")
-                .wrap(QStashGuard::new(config()))
+                .wrap(QStashMiddleware::new(receiver()))
                 .route("/orders", web::post().to(json))
                 .route("/bytes", web::post().to(bytes))
                 .route("/payload", web::post().to(payload)),
@@ -86,12 +90,10 @@ async fn handlers_downstream_read_the_body_and_the_extensions() {
 }
 
 #[actix_web::test]
-async fn extractors_behind_the_guard_reuse_its_result() {
-    // The app's own configuration has keys that would refuse every request: the extractor
-    // can only succeed by taking the guard's result.
-    let wrong = QStashConfig::new(Verifier::new(
-        SigningKeys::new("sig_wrongcurrent", "sig_wrongnext").unwrap(),
-    ));
+async fn extractors_behind_the_middleware_reuse_its_result() {
+    // The app's own receiver has keys that would refuse every request: the extractor can only
+    // succeed by taking the middleware's result.
+    let wrong = Receiver::from(SigningKeys::new("sig_wrongcurrent", "sig_wrongnext").unwrap());
     async fn typed(
         QStash {
             payload, claims, ..
@@ -105,7 +107,7 @@ async fn extractors_behind_the_guard_reuse_its_result() {
     let app = init_service(
         App::new().app_data(wrong.clone()).service(
             web::scope("/hooks")
-                .wrap(QStashGuard::new(config()))
+                .wrap(QStashMiddleware::new(receiver()))
                 .route("/orders", web::post().to(typed))
                 .route("/raw", web::post().to(raw)),
         ),
@@ -119,7 +121,7 @@ async fn extractors_behind_the_guard_reuse_its_result() {
     assert_eq!(res.status(), 200);
     assert_eq!(read_body(res).await, "11 msg_test");
 
-    // Without the guard, the same app's extractor verifies with the wrong keys.
+    // Without the middleware, the same app's extractor verifies with the wrong keys.
     let app = init_service(
         App::new()
             .app_data(wrong)
@@ -131,14 +133,14 @@ async fn extractors_behind_the_guard_reuse_its_result() {
 }
 
 #[actix_web::test]
-async fn the_guard_uses_its_own_payload_error_status() {
-    // The guard's 422 applies to the extractor behind it, not the app's default 489.
+async fn the_middleware_uses_its_own_payload_error_status() {
+    // The middleware's 422 applies to the extractor behind it, not the app's default 489.
     let app = init_service(
-        App::new().app_data(config()).service(
+        App::new().app_data(receiver()).service(
             web::scope("/hooks")
-                .wrap(QStashGuard::new(
-                    config().payload_error_status(StatusCode::UNPROCESSABLE_ENTITY),
-                ))
+                .wrap(QStashMiddleware::new(receiver().payload_error_status(
+                    PayloadErrorStatus::UnprocessableEntity,
+                )))
                 .route("/orders", web::post().to(support::handle)),
         ),
     )
@@ -160,7 +162,7 @@ async fn refused_requests_never_reach_the_handler() {
     };
     let app = init_service(
         App::new()
-            .wrap(QStashGuard::new(config()))
+            .wrap(QStashMiddleware::new(receiver()))
             .route("/hooks/orders", web::post().to(counted)),
     )
     .await;
@@ -209,7 +211,7 @@ async fn routes_outside_the_scope_are_left_alone() {
         App::new()
             .service(
                 web::scope("/hooks")
-                    .wrap(QStashGuard::new(config()))
+                    .wrap(QStashMiddleware::new(receiver()))
                     .route("/orders", web::post().to(HttpResponse::Ok)),
             )
             .route("/health", web::get().to(HttpResponse::Ok)),
@@ -222,24 +224,80 @@ async fn routes_outside_the_scope_are_left_alone() {
 }
 
 #[actix_web::test]
-async fn the_error_handler_shapes_guard_refusals() {
+async fn the_error_handler_shapes_every_refusal_behind_the_middleware() {
     let app = init_service(
         App::new().service(
             web::scope("/hooks")
-                .wrap(QStashGuard::new(config().error_handler(|err, _req| {
-                    actix_web::error::InternalError::new(
-                        format!("refused: {}", err.reason()),
-                        StatusCode::FORBIDDEN,
-                    )
-                    .into()
-                })))
-                .route("/orders", web::post().to(HttpResponse::Ok)),
+                .wrap(
+                    QStashMiddleware::new(receiver()).error_handler(|refusal, _req| {
+                        actix_web::error::InternalError::new(
+                            format!(
+                                "refused: {} {}",
+                                refusal.reason(),
+                                refusal.status().as_u16()
+                            ),
+                            StatusCode::FORBIDDEN,
+                        )
+                        .into()
+                    }),
+                )
+                .route("/orders", web::post().to(support::handle)),
         ),
     )
     .await;
-    let res = call_service(&app, TestRequest::post().uri(TARGET).to_request()).await;
-    assert_eq!(res.status(), 403);
-    assert_eq!(read_body(res).await, "refused: missing_signature");
+    let cases = [
+        (
+            "the middleware's own refusal",
+            TestRequest::post().uri(TARGET),
+            "refused: missing_signature 401",
+        ),
+        (
+            "the extractor's, behind it",
+            signed(URL, TARGET, b"[]"),
+            "refused: invalid_payload 489",
+        ),
+    ];
+    for (name, req, want) in cases {
+        let res = call_service(&app, req.to_request()).await;
+        assert_eq!(res.status(), 403, "{name}");
+        assert_eq!(read_body(res).await, want, "{name}");
+    }
+}
+
+#[actix_web::test]
+async fn refusals_before_the_body_leave_it_unread() {
+    let app = init_service(
+        App::new()
+            .wrap(QStashMiddleware::new(receiver()))
+            .route("/hooks/orders", web::post().to(HttpResponse::Ok)),
+    )
+    .await;
+    let cases = [
+        ("no signature", TestRequest::post().uri(TARGET), 401),
+        (
+            "a junk signature",
+            TestRequest::post()
+                .uri(TARGET)
+                .insert_header(("upstash-signature", "junk.junk.junk")),
+            401,
+        ),
+        (
+            "Content-Length over the limit",
+            signed(URL, TARGET, BODY)
+                .insert_header(("content-length", (qstash_test_cases::LIMIT + 1).to_string())),
+            413,
+        ),
+    ];
+    for (name, req, status) in cases {
+        let (req, _) = req.to_request().replace_payload(support::untouchable());
+        let res = app.call(req).await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{name}");
+        assert_eq!(
+            res.response().head().connection_type(),
+            actix_web::http::ConnectionType::Close,
+            "{name}"
+        );
+    }
 }
 
 #[actix_web::test]
@@ -249,7 +307,7 @@ async fn the_next_key_is_reported() {
     }
     let app = init_service(
         App::new()
-            .wrap(QStashGuard::new(config()))
+            .wrap(QStashMiddleware::new(receiver()))
             .route("/hooks/orders", web::post().to(which)),
     )
     .await;
