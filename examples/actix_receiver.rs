@@ -57,6 +57,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
+    // Every refusal is one event on target `qstash_receiver` (debug for traffic that is most
+    // likely not QStash's, warn otherwise): print them unless RUST_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("qstash_receiver=debug"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
     // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1 (alone). Read
     // once, here: the extractors never read the environment themselves.
     let receiver = Receiver::from_env().map_err(|e| missing_keys(&e))?;

@@ -7,9 +7,8 @@
 //! ```
 //!
 //! `POST /api/webhook` takes an `Order` as JSON and answers its echo (message id, retried,
-//! payload); `POST /api/callback` takes callbacks and failure callbacks. Refusals are logged
-//! on standard error (`RUST_LOG`-style filtering is left out to keep the example small: every
-//! refusal at `debug` and above is printed).
+//! payload); `POST /api/callback` takes callbacks and failure callbacks. Each refusal is
+//! logged on standard error with its reason (`RUST_LOG=qstash_receiver=warn` for fewer).
 
 use std::error::Error;
 use std::io::Write as _;
@@ -74,6 +73,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
+    // Every refusal is one event on target `qstash_receiver` (debug for traffic that is most
+    // likely not QStash's, warn otherwise): print them unless RUST_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("qstash_receiver=debug"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
     // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1 (alone).
     let receiver = Receiver::from_env().map_err(|e| missing_keys(&e))?;
     let port = port_from_env()?;

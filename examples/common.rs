@@ -245,6 +245,12 @@ pub fn describe(callback: &Callback) -> String {
 /// The message for missing or unusable keys.
 #[must_use]
 pub fn missing_keys(error: &qstash_receiver::ConfigError) -> String {
+    if matches!(
+        error,
+        qstash_receiver::ConfigError::DevWithConfiguredKeys { .. }
+    ) {
+        return error.to_string();
+    }
     format!(
         "no usable QStash signing keys ({error}). Set QSTASH_CURRENT_SIGNING_KEY and \
          QSTASH_NEXT_SIGNING_KEY (from the QStash console), or QSTASH_DEV=1 to accept the \
