@@ -84,7 +84,8 @@ fn payload(case: &Case) -> Payload {
     Payload::from(stream)
 }
 
-async fn in_process(now: i64, logs: &LogCapture) {
+async fn in_process(now: i64, logs: &LogCapture) -> usize {
+    let mut checked = 0;
     // Tokio's clock, paused: a stalled body's timeout comes as soon as nothing else can run.
     tokio::time::pause();
     for case in &cases(now) {
@@ -103,6 +104,7 @@ async fn in_process(now: i64, logs: &LogCapture) {
         };
         check(how, case, &got(answer));
         check_logs(how, case, &logs.take(id));
+        checked += 1;
 
         for (how, middleware) in [
             ("extractor in an app (init_service)", false),
@@ -121,9 +123,11 @@ async fn in_process(now: i64, logs: &LogCapture) {
             };
             check(how, case, &got(answer));
             check_logs(how, case, &logs.take(id));
+            checked += 1;
         }
     }
     tokio::time::resume();
+    checked
 }
 
 /// A keep-alive HTTP/1.1 client on a raw socket: it keeps its connection until an answer says
@@ -242,7 +246,8 @@ fn read_answer(stream: &mut TcpStream) -> Option<Got> {
     }
 }
 
-async fn over_sockets(now: i64, logs: &LogCapture) {
+async fn over_sockets(now: i64, logs: &LogCapture) -> usize {
+    let mut checked = 0;
     let all = cases(now);
     for setup in Setup::ALL {
         let cases: Vec<Case> = all
@@ -274,10 +279,12 @@ async fn over_sockets(now: i64, logs: &LogCapture) {
             for (case, got) in &answers {
                 check(how, &over_the_wire(case), got);
                 check_logs(how, case, &logs.take(case.message_id().unwrap_or("")));
+                checked += 1;
             }
             server.stop().await;
         }
     }
+    checked
 }
 
 /// The answer a case gets from actix-web on the wire: as the table says, except that
@@ -303,6 +310,18 @@ async fn every_case_through_every_entry_point() {
     let logs = LogCapture::global();
     let table = cases(now);
     assert!(table.len() >= 50, "the whole table: {}", table.len());
-    in_process(now, &logs).await;
-    over_sockets(now, &logs).await;
+    let sockets = table
+        .iter()
+        .filter(|c| c.transport == Transport::Any)
+        .count();
+    let in_process = in_process(now, &logs).await;
+    let over_sockets = over_sockets(now, &logs).await;
+    // Every case through the three in-process entry points, every case a socket can carry
+    // through the two servers.
+    assert_eq!(in_process, 3 * table.len());
+    assert_eq!(over_sockets, 2 * sockets);
+    println!(
+        "{} cases: {in_process} answers in process, {over_sockets} over sockets",
+        table.len()
+    );
 }
