@@ -1,4 +1,4 @@
-//! [`DedupeGuard`]: the actix-web middleware.
+//! [`DedupeMiddleware`]: the actix-web middleware.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -19,39 +19,39 @@ use crate::store::DedupeStore;
 /// twin of `DedupeLayer` (feature `tower`), with the same answers (see
 /// [`Deduplicator::begin`]).
 ///
-/// It reads the [`Delivery`] and [`Claims`] that actix-qstash's `QStashGuard` put in the
+/// It reads the [`Delivery`] and [`Claims`] that actix-qstash's `QStashMiddleware` put in the
 /// request extensions, so the verification must run first: in actix-web the last `.wrap`
-/// is the outermost, so wrap the `DedupeGuard` *before* the `QStashGuard`:
+/// is the outermost, so wrap the `DedupeMiddleware` *before* the `QStashMiddleware`:
 ///
 /// ```text
 /// web::scope("/qstash")
-///     .wrap(DedupeGuard::new(dedupe))   // inner: runs second
-///     .wrap(QStashGuard::new(config))   // outer: verifies first
+///     .wrap(DedupeMiddleware::new(dedupe))   // inner: runs second
+///     .wrap(QStashMiddleware::new(receiver))   // outer: verifies first
 /// ```
 ///
 /// The handler's status decides: 2xx marks the message done, anything else (an `Err` from
 /// the inner service by its error's status) releases the mark.
 #[derive(Debug)]
 #[must_use]
-pub struct DedupeGuard<St = MemoryStore> {
+pub struct DedupeMiddleware<St = MemoryStore> {
     dedupe: Deduplicator<St>,
 }
 
 // By hand: a derive would require `St: Clone`, but clones share the store through an `Arc`.
-impl<St> Clone for DedupeGuard<St> {
+impl<St> Clone for DedupeMiddleware<St> {
     fn clone(&self) -> Self {
         Self::new(self.dedupe.clone())
     }
 }
 
-impl Default for DedupeGuard<MemoryStore> {
+impl Default for DedupeMiddleware<MemoryStore> {
     /// Over a fresh [`MemoryStore`] with the defaults.
     fn default() -> Self {
         Self::new(Deduplicator::default())
     }
 }
 
-impl<St> DedupeGuard<St> {
+impl<St> DedupeMiddleware<St> {
     /// A guard applying `dedupe`.
     pub const fn new(dedupe: Deduplicator<St>) -> Self {
         Self { dedupe }
@@ -64,7 +64,7 @@ impl<St> DedupeGuard<St> {
     }
 }
 
-impl<S, B, St> Transform<S, ServiceRequest> for DedupeGuard<St>
+impl<S, B, St> Transform<S, ServiceRequest> for DedupeMiddleware<St>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,
@@ -72,26 +72,26 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = DedupeMiddleware<S, St>;
+    type Transform = DedupeMiddlewareService<S, St>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(DedupeMiddleware {
+        ready(Ok(DedupeMiddlewareService {
             service: Rc::new(service),
             dedupe: self.dedupe.clone(),
         }))
     }
 }
 
-/// The service [`DedupeGuard`] wraps around the inner one.
+/// The service [`DedupeMiddleware`] wraps around the inner one.
 #[derive(Debug)]
-pub struct DedupeMiddleware<S, St = MemoryStore> {
+pub struct DedupeMiddlewareService<S, St = MemoryStore> {
     service: Rc<S>,
     dedupe: Deduplicator<St>,
 }
 
-impl<S, B, St> Service<ServiceRequest> for DedupeMiddleware<S, St>
+impl<S, B, St> Service<ServiceRequest> for DedupeMiddlewareService<S, St>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,

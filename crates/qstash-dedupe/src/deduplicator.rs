@@ -71,7 +71,7 @@ pub enum RetryAfter {
 }
 
 /// Deduplicates QStash deliveries by message id over a [`DedupeStore`]; the policy behind
-/// `DedupeLayer` (feature `tower`) and `DedupeGuard` (feature `actix`), usable from
+/// `DedupeLayer` (feature `tower`) and `DedupeMiddleware` (feature `actix`), usable from
 /// any framework through [`begin`](Self::begin) and [`finish`](Self::finish).
 ///
 /// Cheap to clone: clones share the store.
@@ -120,16 +120,18 @@ impl Default for Deduplicator<MemoryStore> {
 }
 
 impl<St> Deduplicator<St> {
-    /// A deduplicator over `store` with the default lease, retention and failure policy.
+    /// A deduplicator over `store` with the default lease, retention and failure policy,
+    /// and the [replay guard](Self::replay_guard) on.
     #[must_use]
     pub fn new(store: St) -> Self {
+        let store = Arc::new(store);
         Self {
-            store: Arc::new(store),
+            replay: Some(ReplayGuard::shared(Arc::clone(&store))),
+            store,
             lease: DEFAULT_LEASE,
             retention: DEFAULT_RETENTION,
             on_store_failure: StoreFailure::FailClosed,
             store_retry_after: RetryAfter::Backoff,
-            replay: None,
             clock_tolerance: Duration::ZERO,
         }
     }
@@ -165,9 +167,11 @@ impl<St> Deduplicator<St> {
         self
     }
 
-    /// Also refuse (401) a token whose `jti` was seen before within its validity window, in
-    /// the same store (keys `jti:<token id>`), and a token without a `jti`. Off by default.
-    /// See [`ReplayGuard`].
+    /// Whether to refuse (401) a token whose `jti` was seen before within its validity
+    /// window, in the same store (keys `jti:<token id>`), and a token without a `jti`.
+    /// On by default: `Upstash-Message-Id` is not signed, so without it a captured delivery
+    /// re-sent with a new message id within the token's five minutes would run the handler
+    /// again. It costs one more store operation per delivery. See [`ReplayGuard`].
     #[must_use]
     pub fn replay_guard(mut self, enabled: bool) -> Self {
         self.replay = enabled.then(|| {
@@ -372,8 +376,8 @@ impl<St: DedupeStore> Deduplicator<St> {
             tracing::error!(
                 "dedupe: the request has no verified QStash `Delivery` in its extensions: the \
                  dedupe layer must sit behind the QStash verification (tower-qstash's \
-                 QStashLayer as the outer layer, actix-qstash's QStashGuard wrapped after the \
-                 DedupeGuard); answering 500"
+                 QStashLayer as the outer layer, actix-qstash's QStashMiddleware wrapped after the \
+                 DedupeMiddleware); answering 500"
             );
             return Decision::Answer(Answer::new(AnswerKind::NotVerified));
         };
@@ -454,7 +458,8 @@ impl<St: DedupeStore> Deduplicator<St> {
                 let secs = match self.store_retry_after {
                     // Whole seconds as QStash's table gives them (12 s, 148 s, ...).
                     RetryAfter::Backoff => {
-                        qstash_receiver::retry::backoff(delivery.retried.saturating_add(1)).as_secs()
+                        qstash_receiver::retry::backoff(delivery.retried.saturating_add(1))
+                            .as_secs()
                     }
                     RetryAfter::Fixed(delay) => ceil_secs(delay),
                 };

@@ -15,7 +15,7 @@ mod tower;
 
 #[cfg(feature = "actix")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
-pub use crate::actix::{DedupeGuard, DedupeMiddleware};
+pub use crate::actix::{DedupeMiddleware, DedupeMiddlewareService};
 pub use crate::deduplicator::{
     Answer, AnswerKind, Attempt, DEFAULT_LEASE, DEFAULT_RETENTION, DUPLICATE_HEADER, Decision,
     Deduplicator, RetryAfter, StoreFailure,

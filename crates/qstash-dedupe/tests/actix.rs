@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use actix_web::dev::{Service as _, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpMessage as _, HttpResponse, test, web};
-use qstash_dedupe::{DUPLICATE_HEADER, DedupeGuard, Deduplicator};
+use qstash_dedupe::{DUPLICATE_HEADER, DedupeMiddleware, Deduplicator};
 use qstash_receiver::Delivery;
 use tokio::sync::Notify;
 
@@ -77,8 +77,8 @@ macro_rules! app {
                         }
                     }),
                 )
-                .wrap(DedupeGuard::new($dedupe))
-                // Stand-in for actix-qstash's QStashGuard: the outermost, runs first.
+                .wrap(DedupeMiddleware::new($dedupe))
+                // Stand-in for actix-qstash's QStashMiddleware: the outermost, runs first.
                 .wrap_fn(move |req, srv| {
                     if verified {
                         let (delivery, claims) = support::verify(&http_headers(&req), b"");

@@ -397,8 +397,10 @@ async fn a_store_failure_after_the_handler_keeps_its_answer() {
 
 #[tokio::test]
 async fn replay_guard_refuses_a_token_seen_before() {
+    // The defaults: the guard needs no opt-in (a replay with a new message id used to run the
+    // handler again unless `replay_guard(true)` was called).
     let handler = Handler::default();
-    let router = handler.router(Deduplicator::default().replay_guard(true));
+    let router = handler.router(Deduplicator::default());
     let headers = delivery_headers("msg_r", 0, b"");
     assert_eq!(
         send(&router, verified_request(&headers)).await.status,
@@ -419,6 +421,28 @@ async fn replay_guard_refuses_a_token_seen_before() {
     assert_eq!(retry.status, StatusCode::OK);
     assert!(is_duplicate(&retry.headers));
     assert_eq!(handler.runs("msg_r"), 1);
+}
+
+#[tokio::test]
+async fn replay_guard_can_be_switched_off() {
+    let handler = Handler::default();
+    let router = handler.router(Deduplicator::default().replay_guard(false));
+    let headers = delivery_headers("msg_off", 0, b"");
+    assert_eq!(
+        send(&router, verified_request(&headers)).await.status,
+        StatusCode::OK
+    );
+    let mut changed = headers.clone();
+    changed.insert("upstash-message-id", "msg_off_2".parse().unwrap());
+    assert_eq!(
+        send(&router, verified_request(&changed)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        handler.runs("msg_off_2"),
+        1,
+        "without the guard, the replay runs"
+    );
 }
 
 #[tokio::test]
