@@ -545,7 +545,7 @@ fn signature<H: HeaderLookup + ?Sized>(headers: &H) -> Result<&str, Error> {
     // No short-circuit, so that the check over the token's ~500 bytes vectorizes.
     let visible = value
         .iter()
-        .fold(true, |visible, &b| visible & (b >= 0x20) & (b < 0x7f));
+        .fold(true, |visible, b| visible & (0x20..0x7f).contains(b));
     std::str::from_utf8(value)
         .ok()
         .filter(|_| visible)
