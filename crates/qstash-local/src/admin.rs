@@ -75,7 +75,8 @@ fn dead_json(dead: &Dead) -> Value {
     let mut value = message_json(&dead.msg);
     if let Some(object) = value.as_object_mut() {
         object.insert("dlqId".into(), dead.dlq_id.clone().into());
-        insert_some(object, "responseStatus", dead.status);
+        // 0 when no answer arrived: the clients read the field unconditionally.
+        object.insert("responseStatus".into(), dead.status.unwrap_or(0).into());
         object.insert("responseHeader".into(), json!(dead.headers));
         body_fields(object, &dead.body, "responseBody", "responseBodyBase64");
     }
