@@ -128,8 +128,6 @@ fn settings(headers: &HeaderMap, prefix: &str, callback: bool) -> Result<Setting
         let Some(rest) = name.as_str().strip_prefix(forward.as_str()) else {
             continue;
         };
-        // `upstash-forward-` must not swallow `upstash-forward-callback-...` lookalikes of
-        // the callback prefixes: those are read with their own prefix.
         let Ok(target) = HeaderName::from_bytes(rest.as_bytes()) else {
             continue;
         };

@@ -639,3 +639,40 @@ async fn dlq_list_get_retry_and_delete() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn on_the_system_clock_the_driver_wakes_for_each_due_time() {
+    let receiver = Receiver::start().await;
+    receiver.script(
+        "/real",
+        vec![(500, vec![], ""), (503, vec![("retry-after", "1")], "")],
+    );
+    // Scale 0: every retry is due at once; the driver must still be woken for each.
+    let config = qstash_local::Config::new().with_delay_scale(0.0);
+    let qstash = qstash_local::LocalQStash::builder()
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    qstash
+        .engine()
+        .publish(publish(&receiver.url("/real"), "x", &[]))
+        .unwrap();
+    qstash.engine().settled().await;
+    let verdicts: Vec<_> = qstash.attempts().iter().map(|a| a.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::Retry {
+                after: Duration::ZERO,
+                reason: RetryReason::Backoff(1)
+            },
+            Verdict::Retry {
+                after: Duration::ZERO,
+                reason: RetryReason::AnswerAsked(Duration::from_secs(1))
+            },
+            Verdict::Delivered,
+        ]
+    );
+    assert!(qstash.engine().pending().is_empty());
+}
