@@ -287,4 +287,46 @@ mod tests {
         assert!(check_url("ftp://x/").is_err());
         assert!(check_url("http://127.0.0.1:3000/a?b=1").is_ok());
     }
+
+    /// A small deterministic generator: no dependency, the same cases every run.
+    fn lcg(state: &mut u64) -> u64 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        *state >> 33
+    }
+
+    #[test]
+    fn arbitrary_header_values_never_panic() {
+        const ALPHABET: &[u8] = b"0123456789.,()+-*/% dhmsxretiawpoqlf:";
+        let names = [
+            "upstash-delay",
+            "upstash-retries",
+            "upstash-retry-delay",
+            "upstash-timeout",
+            "upstash-not-before",
+            "upstash-method",
+            "upstash-callback",
+            "upstash-callback-retry-delay",
+            "upstash-failure-callback-delay",
+            "upstash-deduplication-id",
+        ];
+        let mut state = 7;
+        for _ in 0..20_000 {
+            let len = (lcg(&mut state) % 24) as usize;
+            let text: String = (0..len)
+                .map(|_| char::from(ALPHABET[(lcg(&mut state) as usize) % ALPHABET.len()]))
+                .collect();
+            let name = names[(lcg(&mut state) as usize) % names.len()];
+            let mut map = HeaderMap::new();
+            map.insert(name, HeaderValue::from_str(&text).unwrap());
+            let _ = Options::from_headers(&map);
+            if let Ok(expr) = RetryDelay::parse(&text) {
+                for retried in [0, 1, 7, u32::MAX] {
+                    assert!(expr.delay(retried) <= qstash_receiver::retry::MAX_BACKOFF);
+                }
+            }
+            let _ = crate::duration::parse_duration(&text);
+        }
+    }
 }
