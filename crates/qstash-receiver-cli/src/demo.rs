@@ -24,7 +24,7 @@ use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
 
 use crate::clock::{unix_now, unix_now_millis};
 use crate::error::{CliError, Verdict};
-use crate::send::{self, Answer, HttpTransport, Message, Outcome, Transport as _};
+use crate::transport::{self as send, Answer, HttpTransport, Message, Outcome, Transport as _};
 
 /// Arguments of `demo` (none).
 #[derive(Debug, Clone, clap::Args)]
@@ -192,7 +192,6 @@ fn cases(base: &str, now: i64) -> Result<Vec<Case>, CliError> {
         &callback_source,
         &[],
         &Outcome {
-            delivered: false,
             retried: 3,
             last: Ok(Answer {
                 status: StatusCode::SERVICE_UNAVAILABLE,

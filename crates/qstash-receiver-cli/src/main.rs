@@ -4,10 +4,13 @@
 mod body;
 mod clock;
 mod demo;
+mod dev;
 mod error;
 mod keys;
+mod progress;
 mod send;
 mod sign;
+mod transport;
 mod verify;
 
 use std::process::ExitCode;
@@ -16,8 +19,9 @@ use clap::{Parser, Subcommand};
 
 use crate::error::CliError;
 
-/// Test Upstash QStash receivers locally: sign and verify `Upstash-Signature` tokens, and
-/// deliver messages like QStash does (signed, retried, with callbacks).
+/// Test Upstash QStash receivers locally: sign and verify `Upstash-Signature` tokens,
+/// deliver messages like QStash does (signed, retried, with callbacks), and run a local QStash
+/// that the official clients publish to.
 #[derive(Debug, Parser)]
 #[command(name = "qstash-receiver", version, propagate_version = true)]
 #[command(after_help = "Exit codes: 0 success, 1 delivery or verification failed, 2 usage error.")]
@@ -37,6 +41,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Deliver a message like QStash: signed, retried with backoff, then the callbacks.
     Send(send::SendArgs),
+    /// Run a local QStash (127.0.0.1:8080) that the official clients publish to: deliveries,
+    /// retries, callbacks, DLQ, delays, schedules, URL groups, queues, deduplication.
+    Dev(dev::DevArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args, lookup),
         Command::Verify(args) => verify::run(args, lookup),
         Command::Send(args) => send::run(args, lookup),
+        Command::Dev(args) => dev::run(args),
     };
     match result {
         Ok(verdict) => verdict.exit_code(),

@@ -1,0 +1,576 @@
+//! The engine's resources besides publishing: messages, the DLQ, queues, URL groups,
+//! schedules. JSON views are shaped as the official clients read them.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use crate::engine::{Engine, Publish, PublishAnswer, check_name, is_url, new_queue, next_fire};
+use crate::error::ApiError;
+use crate::options::{Options, check_url};
+use crate::record::MessageKind;
+use crate::state::{Dead, Endpoint, Msg, Schedule, Task, UrlGroup};
+
+fn insert_some(object: &mut Map<String, Value>, name: &str, value: Option<impl Into<Value>>) {
+    if let Some(value) = value {
+        object.insert(name.to_owned(), value.into());
+    }
+}
+
+fn body_fields(object: &mut Map<String, Value>, body: &Bytes, text: &str, base64: &str) {
+    if body.is_empty() {
+        return;
+    }
+    match std::str::from_utf8(body) {
+        Ok(utf8) => object.insert(text.to_owned(), Value::from(utf8)),
+        Err(_) => object.insert(base64.to_owned(), Value::from(STANDARD.encode(body))),
+    };
+}
+
+/// A message as `GET /v2/messages/{id}` shows it.
+pub(crate) fn message_json(msg: &Msg) -> Value {
+    let mut object = Map::new();
+    object.insert("messageId".into(), msg.id.clone().into());
+    object.insert("url".into(), msg.url.clone().into());
+    object.insert("method".into(), msg.settings.method.as_str().into());
+    object.insert("header".into(), json!(msg.settings.header_lists));
+    body_fields(&mut object, &msg.body, "body", "bodyBase64");
+    object.insert("maxRetries".into(), msg.settings.retries.into());
+    object.insert("retried".into(), msg.retried.into());
+    object.insert("notBefore".into(), msg.not_before_ms.into());
+    object.insert("createdAt".into(), msg.created_ms.into());
+    insert_some(&mut object, "topicName", msg.topic.clone());
+    insert_some(&mut object, "endpointName", msg.endpoint_name.clone());
+    insert_some(&mut object, "queueName", msg.queue.clone());
+    insert_some(&mut object, "scheduleId", msg.schedule_id.clone());
+    insert_some(&mut object, "callerIP", msg.caller_ip.clone());
+    insert_some(
+        &mut object,
+        "callback",
+        msg.callback.as_ref().map(|c| c.url.clone()),
+    );
+    insert_some(
+        &mut object,
+        "failureCallback",
+        msg.failure_callback.as_ref().map(|c| c.url.clone()),
+    );
+    insert_some(
+        &mut object,
+        "retryDelayExpression",
+        msg.settings
+            .retry_delay
+            .as_ref()
+            .map(|e| e.as_str().to_owned()),
+    );
+    if let Some(label) = &msg.label {
+        object.insert("label".into(), label.clone().into());
+        object.insert("labels".into(), json!([label]));
+    }
+    Value::Object(object)
+}
+
+fn dead_json(dead: &Dead) -> Value {
+    let mut value = message_json(&dead.msg);
+    if let Some(object) = value.as_object_mut() {
+        object.insert("dlqId".into(), dead.dlq_id.clone().into());
+        // 0 when no answer arrived: the clients read the field unconditionally.
+        object.insert("responseStatus".into(), dead.status.unwrap_or(0).into());
+        object.insert("responseHeader".into(), json!(dead.headers));
+        body_fields(object, &dead.body, "responseBody", "responseBodyBase64");
+    }
+    value
+}
+
+fn queue_json(name: &str, queue: &crate::state::Queue) -> Value {
+    json!({
+        "name": name,
+        "parallelism": queue.parallelism,
+        "paused": queue.paused,
+        "lag": queue.waiting.len(),
+        "createdAt": queue.created_ms,
+        "updatedAt": queue.updated_ms,
+    })
+}
+
+fn group_json(name: &str, group: &UrlGroup) -> Value {
+    let endpoints: Vec<Value> = group
+        .endpoints
+        .iter()
+        .map(|e| {
+            let mut object = Map::new();
+            object.insert("url".into(), e.url.clone().into());
+            insert_some(&mut object, "name", e.name.clone());
+            Value::Object(object)
+        })
+        .collect();
+    json!({
+        "name": name,
+        "createdAt": group.created_ms,
+        "updatedAt": group.updated_ms,
+        "endpoints": endpoints,
+    })
+}
+
+fn schedule_json(schedule: &Schedule) -> Value {
+    let options = Options::from_headers(&schedule.headers).ok();
+    let mut object = Map::new();
+    object.insert("scheduleId".into(), schedule.id.clone().into());
+    object.insert("destination".into(), schedule.destination.clone().into());
+    object.insert("cron".into(), schedule.cron_text.clone().into());
+    object.insert("createdAt".into(), schedule.created_ms.into());
+    object.insert("isPaused".into(), schedule.paused.into());
+    body_fields(&mut object, &schedule.body, "body", "bodyBase64");
+    insert_some(&mut object, "queueName", schedule.queue.clone());
+    insert_some(&mut object, "callerIP", schedule.caller_ip.clone());
+    insert_some(&mut object, "lastScheduleTime", schedule.last_ms);
+    insert_some(
+        &mut object,
+        "nextScheduleTime",
+        schedule.due.map(|(at, _)| at),
+    );
+    if let Some(options) = options {
+        let s = &options.settings;
+        object.insert("method".into(), s.method.as_str().into());
+        object.insert("header".into(), json!(s.header_lists));
+        object.insert("retries".into(), s.retries.into());
+        if !options.delay.is_zero() {
+            object.insert("delay".into(), options.delay.as_secs().into());
+        }
+        insert_some(&mut object, "timeout", s.timeout.map(|t| t.as_secs()));
+        insert_some(&mut object, "callback", options.callback.map(|c| c.url));
+        insert_some(
+            &mut object,
+            "failureCallback",
+            options.failure_callback.map(|c| c.url),
+        );
+        insert_some(
+            &mut object,
+            "retryDelayExpression",
+            s.retry_delay.as_ref().map(|e| e.as_str().to_owned()),
+        );
+    }
+    Value::Object(object)
+}
+
+/// Parses a cron expression as QStash takes it: five fields, UTC (`CRON_TZ=UTC` allowed).
+fn parse_cron(text: &str) -> Result<croner::Cron, ApiError> {
+    let mut pattern = text.trim();
+    if let Some(rest) = pattern.strip_prefix("CRON_TZ=") {
+        let (zone, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        if !matches!(zone, "UTC" | "Etc/UTC" | "GMT") {
+            return Err(ApiError::bad_request(format!(
+                "invalid Upstash-Cron: the local QStash runs schedules in UTC only, not {zone}"
+            )));
+        }
+        pattern = rest.trim();
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Disallowed)
+        .build()
+        .parse(pattern)
+        .map_err(|e| ApiError::bad_request(format!("invalid Upstash-Cron {text:?}: {e}")))
+}
+
+impl Engine {
+    /// `GET /v2/messages/{id}`.
+    pub(crate) fn message_view(&self, id: &str) -> Result<Value, ApiError> {
+        self.lock()
+            .messages
+            .get(id)
+            .filter(|m| m.kind == MessageKind::Message && !m.cancelled)
+            .map(message_json)
+            .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))
+    }
+
+    /// `GET /v2/dlq`: newest first, `count` from `cursor` (an offset).
+    pub(crate) fn dlq_view(&self, ids: &[String], cursor: usize, count: usize) -> Value {
+        let state = self.lock();
+        let matching: Vec<&Dead> = state
+            .dlq
+            .iter()
+            .rev()
+            .filter(|d| ids.is_empty() || ids.contains(&d.dlq_id))
+            .collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(cursor)
+            .take(count)
+            .map(|d| dead_json(d))
+            .collect();
+        let mut object = Map::new();
+        object.insert("messages".into(), Value::Array(page));
+        if cursor + count < matching.len() {
+            object.insert("cursor".into(), (cursor + count).to_string().into());
+        }
+        Value::Object(object)
+    }
+
+    /// `GET /v2/dlq/{id}`.
+    pub(crate) fn dead_view(&self, dlq_id: &str) -> Result<Value, ApiError> {
+        self.lock()
+            .dlq
+            .iter()
+            .find(|d| d.dlq_id == dlq_id)
+            .map(dead_json)
+            .ok_or_else(|| ApiError::not_found(format!("dlq message {dlq_id} not found")))
+    }
+
+    /// Deletes dead letters; returns how many.
+    pub(crate) fn dlq_delete(&self, ids: &[String]) -> usize {
+        let mut state = self.lock();
+        ids.iter()
+            .filter(|id| state.take_dead(id).is_some())
+            .count()
+    }
+
+    /// Publishes dead letters again as new messages, removing them from the DLQ.
+    pub(crate) fn dlq_retry(&self, ids: &[String]) -> Result<Vec<String>, ApiError> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        if let Some(missing) = ids
+            .iter()
+            .find(|id| !state.dlq.iter().any(|d| &d.dlq_id == *id))
+        {
+            return Err(ApiError::not_found(format!(
+                "dlq message {missing} not found"
+            )));
+        }
+        let mut created = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(dead) = state.take_dead(id) else {
+                continue;
+            };
+            let mut msg = dead.msg;
+            msg.id = qstash_receiver::new_id("msg_");
+            msg.retried = 0;
+            msg.created_ms = now;
+            msg.not_before_ms = now;
+            msg.holds_slot = false;
+            msg.in_flight = false;
+            msg.cancelled = false;
+            created.push(msg.id.clone());
+            self.insert_message(&mut state, msg, now);
+        }
+        drop(state);
+        self.wake();
+        Ok(created)
+    }
+
+    // ---- queues ----
+
+    /// Creates or updates queue `name` with `parallelism` (at least 1).
+    ///
+    /// # Errors
+    ///
+    /// 400 for a bad name, 429 past [`Limits::queues`](crate::Limits).
+    pub fn upsert_queue(
+        &self,
+        name: &str,
+        parallelism: usize,
+        paused: bool,
+    ) -> Result<(), ApiError> {
+        check_name(name, "queue name")?;
+        let now = self.now_ms();
+        let mut state = self.lock();
+        if !state.queues.contains_key(name) && state.queues.len() >= self.config().limits.queues {
+            return Err(ApiError::full("queues"));
+        }
+        let queue = state
+            .queues
+            .entry(name.to_owned())
+            .or_insert_with(|| new_queue(parallelism, now));
+        queue.parallelism = parallelism.max(1);
+        queue.paused = paused;
+        queue.updated_ms = now;
+        state.wake_queue(name, now);
+        drop(state);
+        self.wake();
+        Ok(())
+    }
+
+    pub(crate) fn queues_view(&self) -> Value {
+        let state = self.lock();
+        let mut names: Vec<&String> = state.queues.keys().collect();
+        names.sort();
+        Value::Array(
+            names
+                .into_iter()
+                .map(|n| queue_json(n, &state.queues[n]))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn queue_view(&self, name: &str) -> Result<Value, ApiError> {
+        let state = self.lock();
+        state
+            .queues
+            .get(name)
+            .map(|q| queue_json(name, q))
+            .ok_or_else(|| ApiError::not_found(format!("queue {name} not found")))
+    }
+
+    pub(crate) fn queue_delete(&self, name: &str) -> Result<(), ApiError> {
+        let mut state = self.lock();
+        let queue = state
+            .queues
+            .remove(name)
+            .ok_or_else(|| ApiError::not_found(format!("queue {name} not found")))?;
+        // Its waiting messages are cancelled with it.
+        for id in queue.waiting {
+            state.remove_message(&id);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn queue_pause(&self, name: &str, paused: bool) -> Result<(), ApiError> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        let queue = state
+            .queues
+            .get_mut(name)
+            .ok_or_else(|| ApiError::not_found(format!("queue {name} not found")))?;
+        queue.paused = paused;
+        queue.updated_ms = now;
+        state.wake_queue(name, now);
+        drop(state);
+        self.wake();
+        Ok(())
+    }
+
+    // ---- URL groups ----
+
+    /// Adds endpoints `(name, url)` to URL group `group`, creating it; an endpoint with a URL
+    /// already there is replaced.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a bad group name or URL, 429 past the limits.
+    pub fn add_endpoints(
+        &self,
+        group: &str,
+        endpoints: &[(Option<String>, String)],
+    ) -> Result<(), ApiError> {
+        check_name(group, "url group name")?;
+        for (_, url) in endpoints {
+            check_url(url).map_err(ApiError::bad_request)?;
+        }
+        let limits = self.config().limits;
+        let now = self.now_ms();
+        let mut state = self.lock();
+        if !state.groups.contains_key(group) && state.groups.len() >= limits.url_groups {
+            return Err(ApiError::full("url groups"));
+        }
+        let entry = state
+            .groups
+            .entry(group.to_owned())
+            .or_insert_with(|| UrlGroup {
+                endpoints: Vec::new(),
+                created_ms: now,
+                updated_ms: now,
+            });
+        for (name, url) in endpoints {
+            entry
+                .endpoints
+                .retain(|e| &e.url != url && (name.is_none() || &e.name != name));
+            entry.endpoints.push(Endpoint {
+                name: name.clone(),
+                url: url.clone(),
+            });
+        }
+        if entry.endpoints.len() > limits.endpoints_per_group {
+            entry.endpoints.truncate(limits.endpoints_per_group);
+            return Err(ApiError::full("endpoints in this url group"));
+        }
+        entry.updated_ms = now;
+        Ok(())
+    }
+
+    /// Removes endpoints (by URL or by name) from a URL group; an emptied group is deleted.
+    pub(crate) fn remove_endpoints(
+        &self,
+        group: &str,
+        endpoints: &[(Option<String>, Option<String>)],
+    ) -> Result<(), ApiError> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        let entry = state
+            .groups
+            .get_mut(group)
+            .ok_or_else(|| ApiError::not_found(format!("url group {group} not found")))?;
+        entry.endpoints.retain(|e| {
+            !endpoints.iter().any(|(name, url)| {
+                url.as_ref().is_some_and(|u| *u == e.url)
+                    || name.as_ref().is_some_and(|n| Some(n) == e.name.as_ref())
+            })
+        });
+        entry.updated_ms = now;
+        if entry.endpoints.is_empty() {
+            state.groups.remove(group);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn groups_view(&self) -> Value {
+        let state = self.lock();
+        Value::Array(state.groups.iter().map(|(n, g)| group_json(n, g)).collect())
+    }
+
+    pub(crate) fn group_view(&self, name: &str) -> Result<Value, ApiError> {
+        let state = self.lock();
+        state
+            .groups
+            .get(name)
+            .map(|g| group_json(name, g))
+            .ok_or_else(|| ApiError::not_found(format!("url group {name} not found")))
+    }
+
+    pub(crate) fn group_delete(&self, name: &str) -> Result<(), ApiError> {
+        self.lock()
+            .groups
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| ApiError::not_found(format!("url group {name} not found")))
+    }
+
+    // ---- schedules ----
+
+    /// Creates (or, with the same `Upstash-Schedule-Id`, replaces) a schedule that publishes
+    /// `body` to `destination` with `headers` each time the `Upstash-Cron` expression in
+    /// `headers` fires (UTC). Returns its id.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a missing or bad cron expression, header or destination; 429 past
+    /// [`Limits::schedules`](crate::Limits).
+    pub fn create_schedule(
+        &self,
+        destination: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        caller_ip: Option<String>,
+    ) -> Result<String, ApiError> {
+        if body.len() > crate::config::MAX_BODY_BYTES {
+            return Err(ApiError::too_large());
+        }
+        let options = Options::from_headers(&headers).map_err(ApiError::bad_request)?;
+        let cron_text = options
+            .cron
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("the Upstash-Cron header is required"))?;
+        let cron = parse_cron(&cron_text)?;
+        if is_url(destination) {
+            check_url(destination).map_err(ApiError::bad_request)?;
+        } else {
+            check_name(destination, "destination")?;
+        }
+        let id = match &options.schedule_id {
+            Some(id) => {
+                check_name(id, "schedule id")?;
+                id.clone()
+            }
+            None => qstash_receiver::new_id("scd_"),
+        };
+        let now = self.now_ms();
+        let mut state = self.lock();
+        let created_ms = match state.schedules.remove(&id) {
+            Some(old) => {
+                if let Some(key) = old.due {
+                    state.timeline.remove(&key);
+                }
+                old.created_ms
+            }
+            None if state.schedules.len() >= self.config().limits.schedules => {
+                return Err(ApiError::full("schedules"));
+            }
+            None => now,
+        };
+        let due = next_fire(&cron, now).map(|at| state.schedule(at, Task::Fire(id.clone())));
+        let queue = options.queue_name.clone();
+        state.schedules.insert(
+            id.clone(),
+            Schedule {
+                id: id.clone(),
+                destination: destination.to_owned(),
+                cron_text,
+                cron,
+                headers,
+                body,
+                queue,
+                caller_ip,
+                created_ms,
+                paused: false,
+                due,
+                last_ms: None,
+            },
+        );
+        drop(state);
+        self.wake();
+        Ok(id)
+    }
+
+    pub(crate) fn schedules_view(&self) -> Value {
+        let state = self.lock();
+        Value::Array(state.schedules.values().map(schedule_json).collect())
+    }
+
+    pub(crate) fn schedule_view(&self, id: &str) -> Result<Value, ApiError> {
+        self.lock()
+            .schedules
+            .get(id)
+            .map(schedule_json)
+            .ok_or_else(|| ApiError::not_found(format!("schedule {id} not found")))
+    }
+
+    pub(crate) fn schedule_delete(&self, id: &str) -> Result<(), ApiError> {
+        let mut state = self.lock();
+        let schedule = state
+            .schedules
+            .remove(id)
+            .ok_or_else(|| ApiError::not_found(format!("schedule {id} not found")))?;
+        if let Some(key) = schedule.due {
+            state.timeline.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Pauses or resumes a schedule; a resumed one fires next at its next time from now.
+    pub(crate) fn schedule_pause(&self, id: &str, paused: bool) -> Result<(), ApiError> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        let schedule = state
+            .schedules
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found(format!("schedule {id} not found")))?;
+        schedule.paused = paused;
+        let old = schedule.due.take();
+        let next = (!paused).then(|| next_fire(&schedule.cron, now)).flatten();
+        if let Some(key) = old {
+            state.timeline.remove(&key);
+        }
+        if let Some(at) = next {
+            let key = state.schedule(at, Task::Fire(id.to_owned()));
+            if let Some(schedule) = state.schedules.get_mut(id) {
+                schedule.due = Some(key);
+            }
+        }
+        drop(state);
+        self.wake();
+        Ok(())
+    }
+
+    /// Publishes a batch: each element is published on its own; the first refusal stops it.
+    pub(crate) fn publish_batch(
+        &self,
+        messages: Vec<Publish>,
+    ) -> Result<Vec<PublishAnswer>, ApiError> {
+        if messages.len() > self.config().limits.batch {
+            return Err(ApiError::bad_request(format!(
+                "a batch holds at most {} messages",
+                self.config().limits.batch
+            )));
+        }
+        messages.into_iter().map(|m| self.publish(m)).collect()
+    }
+}

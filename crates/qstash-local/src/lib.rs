@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+mod admin;
+mod api;
+mod clock;
+mod config;
+mod duration;
+mod engine;
+mod error;
+mod expr;
+mod options;
+mod record;
+mod server;
+mod state;
+
+pub use crate::api::router;
+pub use crate::clock::{Clock, ManualClock};
+pub use crate::config::{Config, DEV_TOKEN, Limits, MAX_BODY_BYTES, Observer};
+pub use crate::engine::{Engine, Publish, PublishAnswer, Published};
+pub use crate::error::ApiError;
+pub use crate::options::MAX_RETRIES;
+pub use crate::record::{
+    Answer, Attempt, DeadLetter, Event, EventState, MessageKind, RetryReason, Verdict,
+};
+pub use crate::server::{Builder, LocalQStash};

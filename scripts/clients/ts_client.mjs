@@ -1,0 +1,155 @@
+// The official TypeScript client (@upstash/qstash) against `qstash-receiver dev`: publishes
+// reach the example receivers (axum, actix), which verify them; the official `Receiver`
+// accepts the tokens the local QStash signs. Run by scripts/clients.sh.
+import http from "node:http";
+import assert from "node:assert/strict";
+import { Client, Receiver } from "@upstash/qstash";
+
+const { QSTASH_URL, QSTASH_TOKEN, AXUM_URL, ACTIX_URL } = process.env;
+const KEYS = {
+  currentSigningKey: "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+  nextSigningKey: "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs",
+};
+const client = new Client({ baseUrl: QSTASH_URL, token: QSTASH_TOKEN, devMode: false });
+
+/** Polls `check` until it returns a truthy value (10 s at most: a safety net, not a wait). */
+async function until(what, check) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const logsOf = async (filter) => (await client.logs({ filter })).logs;
+const delivered = (messageId) =>
+  until(`${messageId} delivered`, async () => (await logsOf({ messageId, state: "DELIVERED" })).length > 0);
+
+let checks = 0;
+const ok = (name) => {
+  checks += 1;
+  console.log(`ok ${checks} - ${name}`);
+};
+
+// 1. Both example receivers verify and handle what the client publishes, and their callback
+//    routes (which verify `sub` = the callback URL) take the callbacks.
+for (const [name, base] of [["axum", AXUM_URL], ["actix", ACTIX_URL]]) {
+  const { messageId } = await client.publishJSON({
+    url: `${base}/api/webhook`,
+    body: { order: 7 },
+    callback: `${base}/api/callback`,
+  });
+  assert.match(messageId, /^msg_/);
+  await delivered(messageId);
+  await until(`${name} callback`, async () =>
+    (await logsOf({ url: `${base}/api/callback`, state: "DELIVERED" })).length > 0);
+  ok(`${name}: publishJSON delivered, verified, callback delivered`);
+
+  // Order 0 is refused for good (489 + Upstash-NonRetryable-Error): DLQ, failure callback.
+  const refused = await client.publishJSON({
+    url: `${base}/api/webhook`,
+    body: { order: 0 },
+    failureCallback: `${base}/api/callback`,
+    retries: 3,
+  });
+  const dead = await until(`${name} dlq`, async () => {
+    const { messages } = await client.dlq.listMessages();
+    return messages.find((m) => m.messageId === refused.messageId);
+  });
+  assert.equal(dead.responseStatus, 489);
+  const attempts = await logsOf({ messageId: refused.messageId, state: "ERROR" });
+  assert.equal(attempts.length, 1, "no retry after 489");
+  ok(`${name}: 489 goes straight to the DLQ`);
+}
+
+// 2. Queues, batches, URL groups, schedules, messages: the client's calls are answered.
+const queue = client.queue({ queueName: "ts-orders" });
+await queue.upsert({ parallelism: 2 });
+const queued = await queue.enqueueJSON({ url: `${AXUM_URL}/api/webhook`, body: { order: 11 } });
+await delivered(queued.messageId);
+assert.equal((await queue.get()).parallelism, 2);
+ok("queue upsert, enqueueJSON, get");
+
+const batch = await client.batchJSON([
+  { url: `${AXUM_URL}/api/webhook`, body: { order: 21 } },
+  { url: `${ACTIX_URL}/api/webhook`, body: { order: 22 } },
+]);
+assert.equal(batch.length, 2);
+for (const { messageId } of batch) await delivered(messageId);
+ok("batchJSON");
+
+await client.urlGroups.addEndpoints({
+  name: "ts-group",
+  endpoints: [{ url: `${AXUM_URL}/api/webhook` }, { url: `${ACTIX_URL}/api/webhook` }],
+});
+const fanned = await client.publishJSON({ urlGroup: "ts-group", body: { order: 31 } });
+assert.equal(fanned.length, 2);
+for (const { messageId } of fanned) await delivered(messageId);
+assert.equal((await client.urlGroups.get("ts-group")).endpoints.length, 2);
+ok("URL group fan-out");
+
+const later = await client.publishJSON({ url: `${AXUM_URL}/api/webhook`, body: { order: 41 }, delay: 3600 });
+const message = await client.messages.get(later.messageId);
+assert.equal(message.messageId, later.messageId);
+assert.ok(message.notBefore >= message.createdAt + 3_600_000);
+await client.messages.delete(later.messageId);
+await assert.rejects(client.messages.get(later.messageId));
+ok("messages get and cancel");
+
+const { scheduleId } = await client.schedules.create({
+  destination: `${AXUM_URL}/api/webhook`,
+  cron: "0 0 1 1 *",
+  body: JSON.stringify({ order: 51 }),
+});
+assert.equal((await client.schedules.get(scheduleId)).cron, "0 0 1 1 *");
+await client.schedules.pause({ schedule: scheduleId });
+assert.equal((await client.schedules.get(scheduleId)).isPaused, true);
+await client.schedules.delete(scheduleId);
+ok("schedules create, get, pause, delete");
+
+const dedupe = { url: `${AXUM_URL}/api/webhook`, body: { order: 61 }, deduplicationId: "ts-61" };
+const first = await client.publishJSON(dedupe);
+const second = await client.publishJSON(dedupe);
+assert.equal(second.messageId, first.messageId);
+assert.equal(second.deduplicated, true);
+ok("deduplication id");
+
+// 3. The official Receiver accepts the tokens the local QStash signs, and refuses a tampered body.
+const receiver = new Receiver(KEYS);
+const verdicts = [];
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (chunk) => chunks.push(chunk));
+  req.on("end", async () => {
+    const body = Buffer.concat(chunks).toString("utf8");
+    const signature = req.headers["upstash-signature"];
+    const url = `http://127.0.0.1:${server.address().port}${req.url}`;
+    let valid = false;
+    try {
+      valid = await receiver.verify({ signature, body, url });
+    } catch {}
+    let tamperedAccepted = false;
+    try {
+      tamperedAccepted = await receiver.verify({ signature, body: body + " ", url });
+    } catch {}
+    verdicts.push({ path: req.url, method: req.method, valid, tamperedAccepted });
+    res.writeHead(valid ? 200 : 401).end();
+  });
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const own = `http://127.0.0.1:${server.address().port}`;
+await client.publishJSON({ url: `${own}/json?x=1`, body: { hello: "world" } });
+await client.publish({ url: `${own}/text`, body: "plain text", headers: { "X-Team": "blue" } });
+await client.publish({ url: `${own}/get`, method: "GET" });
+await until("three verdicts", () => verdicts.length === 3);
+server.close();
+for (const verdict of verdicts) {
+  assert.equal(verdict.valid, true, `Receiver refused ${verdict.path}`);
+  assert.equal(verdict.tamperedAccepted, false, `Receiver accepted a tampered ${verdict.path}`);
+}
+assert.deepEqual(verdicts.map((v) => v.method).sort(), ["GET", "POST", "POST"]);
+ok("the official Receiver verifies the local QStash's tokens");
+
+console.log(`1..${checks}`);
