@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dev_port="${QSTASH_DEV_PORT:-8080}"
+target="${CARGO_TARGET_DIR:-target}"
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -46,11 +47,11 @@ python3 -m venv "$work/venv"
 echo "== clients: start qstash-receiver dev and the example receivers"
 axum_port="$(free_port)"
 actix_port="$(free_port)"
-target/debug/qstash-receiver dev --port "$dev_port" --quiet >"$work/dev.log" 2>&1 &
+"$target"/debug/qstash-receiver dev --port "$dev_port" --quiet >"$work/dev.log" 2>&1 &
 pids+=($!)
-QSTASH_DEV=1 PORT="$axum_port" target/debug/examples/axum_receiver >"$work/axum.log" 2>&1 &
+QSTASH_DEV=1 PORT="$axum_port" "$target"/debug/examples/axum_receiver >"$work/axum.log" 2>&1 &
 pids+=($!)
-QSTASH_DEV=1 PORT="$actix_port" target/debug/examples/actix_receiver >"$work/actix.log" 2>&1 &
+QSTASH_DEV=1 PORT="$actix_port" "$target"/debug/examples/actix_receiver >"$work/actix.log" 2>&1 &
 pids+=($!)
 wait_port "qstash-receiver dev" "$dev_port"
 wait_port "axum_receiver" "$axum_port"
