@@ -13,6 +13,10 @@ mod config;
 mod deadline;
 #[cfg(feature = "axum")]
 mod extract;
+#[cfg(feature = "lambda")]
+mod lambda;
+#[cfg(feature = "lambda")]
+mod lambda_verify;
 mod layer;
 mod rejection;
 mod verify;

@@ -91,6 +91,10 @@ pub(crate) fn verify(
     parts: &Parts,
     body: &[u8],
 ) -> Result<(Claims, Delivery), QStashRejection> {
+    #[cfg(feature = "lambda")]
+    if let Some(target) = crate::lambda::lambda_target(parts) {
+        return crate::lambda_verify::verify(config, parts, &target, body);
+    }
     let verifier = config.verifier();
     let headers = &parts.headers;
     let uri = original_uri(parts);
