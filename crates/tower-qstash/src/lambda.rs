@@ -19,7 +19,7 @@
 use http::request::Parts;
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
-use qstash_receiver::RequestTarget;
+use qstash_receiver::{HeaderLookup, RequestHead, RequestTarget};
 
 /// What the subject check compares `sub` with for a Lambda event: the public path, the query
 /// (raw, or as decoded pairs where the event keeps no raw query) and the API's origin.
@@ -86,6 +86,21 @@ impl LambdaTarget {
                 query: pairs,
             },
             None => RequestTarget::Raw(&self.target),
+        }
+    }
+
+    /// `head` with this target, and the API's origin as its scheme and authority: what the
+    /// layer hands `Receiver::check_head` for a Lambda event. `pairs` is
+    /// [`pair_refs`](Self::pair_refs), kept by the caller for as long as `head`.
+    pub(crate) fn head<'a, H: HeaderLookup + ?Sized>(
+        &'a self,
+        pairs: &'a [(&'a str, &'a str)],
+        head: RequestHead<'a, H>,
+    ) -> RequestHead<'a, H> {
+        let head = head.target(self.request_target(pairs));
+        match self.authority() {
+            Some(authority) => head.scheme(Some("https")).authority(Some(authority)),
+            None => head,
         }
     }
 
@@ -360,6 +375,49 @@ mod tests {
         );
         let target = lambda_target(&parts(&event)).expect("a target");
         assert_eq!(sorted(&target), owned(&[("q", "a b")]));
+    }
+
+    /// The target through the core's pipeline, as the layer hands it over.
+    #[test]
+    fn the_head_passes_the_pipeline() {
+        use qstash_receiver::{Receiver, Signer, SigningKeys, SubjectPolicy, Verifier};
+
+        let receiver = Receiver::new(Verifier::new(SigningKeys::new("sig_a", "sig_b").unwrap()));
+        let signer = Signer::new("sig_a").unwrap();
+        for (event, url) in [
+            (
+                V2,
+                "https://abc.execute-api.eu-west-1.amazonaws.com/prod/api/webhook?b=2&a=one%20two&a=3&p=a+b",
+            ),
+            (
+                V1,
+                "https://abc.execute-api.eu-west-1.amazonaws.com/prod/api/webhook?a=3&p=a+b&b=2&a=one%20two",
+            ),
+        ] {
+            let mut parts = parts(event);
+            parts
+                .headers
+                .extend(signer.delivery_headers(url, b"", "msg_1", 0));
+            let target = lambda_target(&parts).unwrap();
+            let pairs = target.pair_refs();
+            let head = || target.head(&pairs, RequestHead::new("POST", "/ignored", &parts.headers));
+            assert!(receiver.check_head(&head()).is_ok(), "{url}");
+            let host = receiver.clone().subject_policy(
+                SubjectPolicy::public_base_url("https://abc.execute-api.eu-west-1.amazonaws.com")
+                    .unwrap(),
+            );
+            assert!(host.check_head(&head()).is_ok(), "{url}");
+            let other = receiver.clone().subject_policy(
+                SubjectPolicy::public_base_url("https://other.example.com").unwrap(),
+            );
+            let refused = other.check_head(&head()).unwrap_err();
+            assert_eq!(refused.reason().as_str(), "subject_mismatch", "{url}");
+            // Forwarded headers fall back to the event's host (API Gateway sets `Host`).
+            let forwarded = receiver
+                .clone()
+                .subject_policy(SubjectPolicy::TrustForwardedHeaders);
+            assert!(forwarded.check_head(&head()).is_ok(), "{url}");
+        }
     }
 
     #[test]

@@ -47,11 +47,9 @@ pub(crate) fn verify(
         .max_body_bytes(config.limit());
     let pairs = target.pair_refs();
     let head = RequestHead::new(parts.method.as_str(), "/", headers)
-        .target(target.request_target(&pairs))
-        .scheme(target.authority().map(|_| "https"))
-        .authority(target.authority())
         .version(parts.version)
         .declared_len(u64::try_from(body.len()).ok());
+    let head = target.head(&pairs, head);
     let verified = receiver
         .check_head(&head)
         .and_then(|admission| admission.finish(Bytes::copy_from_slice(body)))
