@@ -99,11 +99,22 @@ async fn init_error(State(runtime): State<Runtime>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// The example's executable, built by cargo like any example.
+/// The example's executable, built by cargo like any example, in the profile this test was
+/// built in (`target/{debug,release,<profile>}/deps/`), so that it reuses what is built.
 fn build_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .and_then(std::path::Path::file_name)
+        .and_then(std::ffi::OsStr::to_str)
+        .map_or("dev", |dir| if dir == "debug" { "dev" } else { dir })
+        .to_owned();
     let output = Command::new(env!("CARGO"))
         .args([
             "build",
+            "--profile",
+            &profile,
             "--manifest-path",
             concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
             "-p",
