@@ -33,7 +33,9 @@ async fn webhook(
     if outcome.is_non_retryable() {
         response.insert_header((NON_RETRYABLE_HEADER, "true"));
     }
-    response.body(outcome.body())
+    response
+        .content_type(outcome.content_type())
+        .body(outcome.body())
 }
 
 async fn callback(

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -34,7 +35,12 @@ async fn webhook(
 ) -> Response {
     let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
     let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK);
-    let mut response = (status, outcome.body()).into_response();
+    let mut response = (
+        status,
+        [(CONTENT_TYPE, outcome.content_type())],
+        outcome.body(),
+    )
+        .into_response();
     if outcome.is_non_retryable() {
         response
             .headers_mut()

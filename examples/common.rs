@@ -342,6 +342,15 @@ impl Outcome {
         matches!(self, Self::Refused(_))
     }
 
+    /// The answer's `Content-Type`: JSON for the echo, else text.
+    #[must_use]
+    pub const fn content_type(&self) -> &'static str {
+        match self {
+            Self::Accepted(_) => "application/json",
+            Self::TryLater | Self::Refused(_) => "text/plain; charset=utf-8",
+        }
+    }
+
     /// The answer's body: the echo as JSON, or a short text.
     #[must_use]
     pub fn body(&self) -> String {

@@ -19,6 +19,20 @@ pub(crate) fn check<B: Body>(
         .authority(uri.authority().map(|a| a.as_str()))
         .version(parts.version)
         .declared_len(body.size_hint().exact());
+    // Under lambda_http, the event's request context names the public URL (the REST stage,
+    // the raw query or its decoded pairs), which the request's URI no longer does.
+    #[cfg(feature = "lambda")]
+    let lambda = crate::lambda::lambda_target(parts);
+    #[cfg(feature = "lambda")]
+    let pairs = lambda
+        .as_ref()
+        .map(crate::lambda::LambdaTarget::pair_refs)
+        .unwrap_or_default();
+    #[cfg(feature = "lambda")]
+    let head = match &lambda {
+        Some(target) => target.head(&pairs, head),
+        None => head,
+    };
     receiver.check_head(&head)
 }
 

@@ -14,6 +14,8 @@ mod deadline;
 #[cfg(feature = "axum")]
 mod extract;
 mod head;
+#[cfg(feature = "lambda")]
+mod lambda;
 mod layer;
 mod rejection;
 

@@ -1,0 +1,72 @@
+//! A QStash receiver on AWS Lambda: an axum `Router` behind `QStashLayer` under
+//! `lambda_http::run`, for Function URLs, API Gateway HTTP and REST APIs and ALB.
+//!
+//! ```sh
+//! cargo build --release --example lambda_receiver   # then deploy it as `bootstrap`
+//! ```
+//!
+//! Keys from `QSTASH_CURRENT_SIGNING_KEY` and `QSTASH_NEXT_SIGNING_KEY` (or `QSTASH_DEV=1`
+//! for the local dev server's public keys), as the other example receivers.
+//!
+//! `POST /api/webhook` takes an `Order` as JSON and answers its echo (message id, retried,
+//! payload), order `0` with 489 + `Upstash-NonRetryable-Error: true`; `POST /api/callback`
+//! takes callbacks and failure callbacks and answers a one-line summary.
+//!
+//! The subject check needs no setting for any event type: tower-qstash's feature `lambda`
+//! takes the public URL from the event. Behind an API Gateway REST stage, set
+//! `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true` on the function so that these routes match
+//! (`lambda_http` otherwise puts `/{stage}` before them); the check still compares `sub` with
+//! the URL that has the stage.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use qstash_examples::{CALLBACK_PATH, Inbox, Order, WEBHOOK_PATH, missing_keys};
+use qstash_receiver::{NON_RETRYABLE_HEADER, Receiver};
+use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    // QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or QSTASH_DEV=1 (alone).
+    let receiver = Receiver::from_env().map_err(|e| missing_keys(&e))?;
+    let app = Router::new()
+        .route(WEBHOOK_PATH, post(webhook))
+        .route(CALLBACK_PATH, post(callback))
+        .with_state(Inbox::new())
+        .layer(QStashLayer::new(receiver));
+    lambda_http::run(app).await
+}
+
+async fn webhook(
+    State(inbox): State<Inbox>,
+    QStash {
+        payload, delivery, ..
+    }: QStash<Order, Layered>,
+) -> Response {
+    let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
+    let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK);
+    let mut response = (
+        status,
+        [(CONTENT_TYPE, outcome.content_type())],
+        outcome.body(),
+    )
+        .into_response();
+    if outcome.is_non_retryable() {
+        response
+            .headers_mut()
+            .insert(NON_RETRYABLE_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn callback(
+    State(inbox): State<Inbox>,
+    QStashCallback {
+        callback, delivery, ..
+    }: QStashCallback<Layered>,
+) -> String {
+    inbox.handle_callback(delivery.message_id, callback)
+}
