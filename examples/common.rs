@@ -286,6 +286,19 @@ pub async fn serve_axum(
     listener: tokio::net::TcpListener,
     app: axum::Router,
 ) -> std::io::Result<()> {
+    serve_axum_with(listener, app, HEADER_READ_TIMEOUT).await
+}
+
+/// [`serve_axum`] with another header-read timeout.
+///
+/// # Errors
+///
+/// As [`serve_axum`].
+pub async fn serve_axum_with(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_read_timeout: std::time::Duration,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
@@ -304,7 +317,7 @@ pub async fn serve_axum(
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 // Also the longest a keep-alive connection may sit idle between requests.
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             // A client that goes away or is timed out is not the server's error.
@@ -370,6 +383,66 @@ struct ReadmeDoctests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slow-header attacks: a dripped head, a partial head and an idle keep-alive connection
+    /// are all closed by the header-read timeout (`axum::serve` kept them open for good), and
+    /// a valid request still gets through meanwhile.
+    #[tokio::test]
+    async fn slow_and_idle_clients_are_shed() {
+        use std::time::{Duration, Instant};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let timeout = Duration::from_millis(300);
+        tokio::spawn(serve_axum_with(listener, app, timeout));
+
+        let request = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        let partial = &request[..20];
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        idle.write_all(request).await.unwrap();
+        let mut first = [0u8; 17];
+        idle.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(partial).await.unwrap();
+        let mut drip = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let start = Instant::now();
+        let dripping = tokio::spawn(async move {
+            for byte in partial {
+                if drip.write_all(&[*byte]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let mut rest = Vec::new();
+            let _ = drip.read_to_end(&mut rest).await;
+            start.elapsed()
+        });
+
+        // A fresh client is served while the slow ones wait.
+        let mut fresh = tokio::net::TcpStream::connect(addr).await.unwrap();
+        fresh.write_all(request).await.unwrap();
+        let mut answer = [0u8; 17];
+        fresh.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200 OK\r\n");
+
+        for (name, mut stream) in [("partial head", slow), ("idle keep-alive", idle)] {
+            let mut rest = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+            assert!(closed.is_ok(), "{name}: still open after 5 s");
+        }
+        let dripped = tokio::time::timeout(Duration::from_secs(5), dripping).await;
+        let elapsed = dripped
+            .expect("dripped head: still open after 5 s")
+            .unwrap();
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "dripped head closed after {elapsed:?}, not the 20 bytes' 2 s"
+        );
+    }
 
     fn order(item_len: usize) -> Order {
         Order {
