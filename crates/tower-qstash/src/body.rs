@@ -312,6 +312,7 @@ mod tests {
         assert!(read.as_mut().poll(&mut cx).is_pending());
     }
 
+    #[cfg(feature = "tokio")]
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_times_out() {
         let start = tokio::time::Instant::now();

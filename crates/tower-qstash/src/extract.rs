@@ -31,9 +31,15 @@ use crate::rejection::QStashRejection;
 ///
 /// Behind the layer, every `K` uses what the layer verified. Sealed: the three types above
 /// are the only sources.
+///
+/// A route whose state has no `Receiver` does not compile with `K = Receiver`: with axum's
+/// `#[debug_handler]`, rustc says `Receiver: FromRef<YourState>` is not satisfied, "required
+/// for `Receiver` to implement `ConfigSource<YourState>`", and names the fix
+/// (`BehindQStashLayerWriteLayeredElsePutAReceiverInTheState`). The router's state is never
+/// inferred to be a `Receiver` from the extractor alone.
 #[diagnostic::on_unimplemented(
-    message = "the QStash extractor cannot get a `Receiver` from the router state `{S}` (`{Self}: ConfigSource<{S}>` is not satisfied)",
-    label = "no `Receiver` in this state",
+    message = "`{Self}` is not where a QStash extractor can get its `Receiver` with the router state `{S}`",
+    label = "the extractor's `K` must be `Receiver`, `Verifier` or `Layered`",
     note = "behind `QStashLayer`, write `QStash<T, Layered>` (or `QStashRaw<Layered>`, `QStashCallback<Layered>`)",
     note = "without the layer, put a `Receiver` in the router state: `.with_state(receiver)`, or `impl FromRef<YourState> for Receiver`"
 )]
@@ -65,6 +71,21 @@ where
 {
     fn receiver(state: &S) -> Option<Receiver> {
         Some(Receiver::new(Self::from_ref(state)))
+    }
+}
+
+/// A second `FromRef` source of [`Receiver`] next to axum's `impl<T: Clone> FromRef<T> for T`,
+/// so that a router's state is never *inferred* to be a `Receiver` from an extractor's `K`
+/// (that turns a forgotten `Layered` into a `Router<Receiver>` type error far from its
+/// cause). Its name is the hint rustc prints next to `Receiver: FromRef<YourState>` is not
+/// satisfied. It cannot be built.
+#[doc(hidden)]
+#[allow(unreachable_pub)]
+pub struct BehindQStashLayerWriteLayeredElsePutAReceiverInTheState(std::convert::Infallible);
+
+impl FromRef<BehindQStashLayerWriteLayeredElsePutAReceiverInTheState> for Receiver {
+    fn from_ref(never: &BehindQStashLayerWriteLayeredElsePutAReceiverInTheState) -> Self {
+        match never.0 {}
     }
 }
 
