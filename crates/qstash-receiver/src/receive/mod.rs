@@ -438,7 +438,9 @@ impl Receiver {
                 )
             })?;
         Ok(Admission {
-            receiver: self.clone(),
+            body_limit: c.max_body_bytes,
+            body_timeout: c.body_timeout,
+            payload_error_status: c.payload_error_status,
             token,
             delivery,
             close: head.closes(),
@@ -588,7 +590,10 @@ pub enum BodyFailure {
 /// Holds the request's reservation in the buffer budget until it is finished or dropped.
 #[must_use = "an admission reserves buffer budget until it is finished or dropped"]
 pub struct Admission {
-    receiver: Receiver,
+    // Copied, not a `Receiver` clone: no shared reference count to touch per request.
+    body_limit: usize,
+    body_timeout: Option<Duration>,
+    payload_error_status: PayloadErrorStatus,
     token: VerifiedToken,
     delivery: Delivery,
     close: bool,
@@ -599,13 +604,13 @@ impl Admission {
     /// The most body bytes to read.
     #[must_use]
     pub fn body_limit(&self) -> usize {
-        self.receiver.inner.max_body_bytes
+        self.body_limit
     }
 
     /// How long reading the body may take in total, if limited.
     #[must_use]
     pub fn body_timeout(&self) -> Option<Duration> {
-        self.receiver.inner.body_timeout
+        self.body_timeout
     }
 
     /// The delivery headers, already checked.
@@ -631,7 +636,7 @@ impl Admission {
                 claims,
                 delivery: self.delivery,
                 body,
-                payload_error_status: self.receiver.inner.payload_error_status,
+                payload_error_status: self.payload_error_status,
             }),
             Err(e) => Err(Refusal::signature(e).for_message(message_id())),
         }
