@@ -385,7 +385,10 @@ impl Receiver {
     }
 
     /// Step 1: decides everything the request's head can decide, before its body is read.
-    /// See the [module documentation](self) for the order of the checks.
+    /// In this order: exactly one `Upstash-Signature`, visible ASCII (else 401); the token, all
+    /// but its `body` claim, with `sub` under the [`SubjectPolicy`] (else 401); the declared
+    /// body length against the limit (else 413); the `Upstash-*` delivery headers (else 489 or
+    /// 422, see [`PayloadErrorStatus`]); room in the buffer budget (else 503).
     ///
     /// # Errors
     ///
