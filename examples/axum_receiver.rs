@@ -16,14 +16,11 @@ use std::process::ExitCode;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use qstash_examples::{
-    CALLBACK_PATH, Inbox, Order, WEBHOOK_PATH, missing_keys, port_from_env, serve_axum,
+    CALLBACK_PATH, Inbox, Order, Outcome, WEBHOOK_PATH, missing_keys, port_from_env, serve_axum,
 };
-use qstash_receiver::{NON_RETRYABLE_HEADER, Receiver};
+use qstash_receiver::Receiver;
 use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
 
 /// Behind the layer, the extractors take what it verified: `Layered` says so.
@@ -32,21 +29,8 @@ async fn webhook(
     QStash {
         payload, delivery, ..
     }: QStash<Order, Layered>,
-) -> Response {
-    let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
-    let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK);
-    let mut response = (
-        status,
-        [(CONTENT_TYPE, outcome.content_type())],
-        outcome.body(),
-    )
-        .into_response();
-    if outcome.is_non_retryable() {
-        response
-            .headers_mut()
-            .insert(NON_RETRYABLE_HEADER, HeaderValue::from_static("true"));
-    }
-    response
+) -> Outcome {
+    inbox.handle_order(delivery.message_id, delivery.retried, payload)
 }
 
 async fn callback(

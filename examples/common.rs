@@ -338,6 +338,24 @@ fn is_transient(error: &std::io::Error) -> bool {
     ) || matches!(error.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
 }
 
+/// The answer as axum writes it: status, `Content-Type`, body, and
+/// `Upstash-NonRetryable-Error: true` with 489.
+impl axum::response::IntoResponse for Outcome {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
+
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::OK);
+        let mut response =
+            (status, [(CONTENT_TYPE, self.content_type())], self.body()).into_response();
+        if self.is_non_retryable() {
+            response
+                .headers_mut()
+                .insert(NON_RETRYABLE_HEADER, HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
 impl Outcome {
     /// The answer's status: 200, 503, or 489 (QStash's non-retryable status).
     #[must_use]

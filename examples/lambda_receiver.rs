@@ -20,12 +20,9 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use qstash_examples::{CALLBACK_PATH, Inbox, Order, WEBHOOK_PATH, missing_keys};
-use qstash_receiver::{NON_RETRYABLE_HEADER, Receiver};
+use qstash_examples::{CALLBACK_PATH, Inbox, Order, Outcome, WEBHOOK_PATH, missing_keys};
+use qstash_receiver::Receiver;
 use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
 
 #[tokio::main]
@@ -45,21 +42,8 @@ async fn webhook(
     QStash {
         payload, delivery, ..
     }: QStash<Order, Layered>,
-) -> Response {
-    let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
-    let status = StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK);
-    let mut response = (
-        status,
-        [(CONTENT_TYPE, outcome.content_type())],
-        outcome.body(),
-    )
-        .into_response();
-    if outcome.is_non_retryable() {
-        response
-            .headers_mut()
-            .insert(NON_RETRYABLE_HEADER, HeaderValue::from_static("true"));
-    }
-    response
+) -> Outcome {
+    inbox.handle_order(delivery.message_id, delivery.retried, payload)
 }
 
 async fn callback(
