@@ -454,16 +454,7 @@ impl std::fmt::Debug for Verifier {
 /// [`ErrorKind::MissingSignature`], [`ErrorKind::MultipleSignatures`], or
 /// [`ErrorKind::MalformedToken`] for a value that is not visible ASCII.
 pub fn signature_from_headers(headers: &HeaderMap) -> Result<&str, Error> {
-    let mut values = headers.get_all(&SIGNATURE_NAME).iter();
-    let value = values
-        .next()
-        .ok_or(Error::new(ErrorKind::MissingSignature))?;
-    if values.next().is_some() {
-        return Err(Error::new(ErrorKind::MultipleSignatures));
-    }
-    value
-        .to_str()
-        .map_err(|_| Error::with_text(ErrorKind::MalformedToken, "header is not visible ASCII"))
+    crate::receive::signature(headers)
 }
 
 /// base64url(SHA-256(`body`)) with `=` padding, as QStash puts it in the `body` claim.

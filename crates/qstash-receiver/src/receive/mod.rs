@@ -539,7 +539,9 @@ impl fmt::Debug for Receiver {
     }
 }
 
-fn signature<H: HeaderLookup + ?Sized>(headers: &H) -> Result<&str, Error> {
+/// The single `Upstash-Signature` value, visible ASCII: the one rule for the pipeline and for
+/// [`signature_from_headers`](crate::signature_from_headers).
+pub(crate) fn signature<H: HeaderLookup + ?Sized>(headers: &H) -> Result<&str, Error> {
     let mut values = headers.get_all(&SIGNATURE_NAME);
     let value = values
         .next()
