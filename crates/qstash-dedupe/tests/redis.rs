@@ -25,7 +25,7 @@ use qstash_receiver::Delivery;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt as _;
 
-use support::redis_server::RedisServer;
+use support::redis_server::{self, RedisServer};
 use support::{delivery, delivery_headers, is_duplicate, retry_after};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -47,6 +47,9 @@ fn prefix() -> String {
 
 #[tokio::test]
 async fn store_marks_follow_the_protocol() {
+    if !redis_server::available("store_marks_follow_the_protocol") {
+        return;
+    }
     let server = RedisServer::from_env_or_start();
     let store = store(&server, &prefix()).await;
     assert_eq!(store.begin("k", "a", SEC * 30).await, Ok(Begin::Started));
@@ -79,6 +82,9 @@ async fn store_marks_follow_the_protocol() {
 
 #[tokio::test]
 async fn a_stale_owner_cannot_touch_the_lease_that_replaced_it() {
+    if !redis_server::available("a_stale_owner_cannot_touch_the_lease_that_replaced_it") {
+        return;
+    }
     let server = RedisServer::from_env_or_start();
     let store = store(&server, &prefix()).await;
     assert_eq!(
@@ -116,6 +122,9 @@ async fn a_stale_owner_cannot_touch_the_lease_that_replaced_it() {
 
 #[tokio::test]
 async fn replay_guard_shares_token_ids_through_redis() {
+    if !redis_server::available("replay_guard_shares_token_ids_through_redis") {
+        return;
+    }
     let server = RedisServer::from_env_or_start();
     let prefix = prefix();
     let one = ReplayGuard::new(store(&server, &prefix).await);
@@ -195,6 +204,9 @@ async fn deliver(addr: SocketAddr, id: &str, retried: u32) -> (StatusCode, Heade
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_run_each_message_once() {
     const MESSAGES: usize = 200;
+    if !redis_server::available("two_instances_sharing_redis_run_each_message_once") {
+        return;
+    }
     let server = RedisServer::from_env_or_start();
     let prefix = prefix();
     let runs: Runs = Arc::default();
@@ -294,6 +306,9 @@ async fn two_instances_sharing_redis_run_each_message_once() {
 /// the ones answered 503 run exactly once when QStash retries them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_mid_run_answers_503_and_marks_nothing_unhandled() {
+    if !redis_server::available("redis_stopped_mid_run_answers_503_and_marks_nothing_unhandled") {
+        return;
+    }
     let mut server = RedisServer::start_persistent();
     let store = store(&server, &prefix()).await;
     let runs: Runs = Arc::default();

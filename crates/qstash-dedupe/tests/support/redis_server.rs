@@ -1,5 +1,9 @@
 //! A `redis-server` child process on a free loopback port, killed on drop; or the server at
 //! `QSTASH_TEST_REDIS_URL`.
+//!
+//! Where neither is there, [`available`] says so: a test then prints one `skipped:` line and
+//! returns, so that `cargo test` works on a machine with only Rust. Under CI (`CI` set) a
+//! missing server fails the test instead: CI installs `redis-server`.
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -9,6 +13,35 @@ use std::time::Duration;
 
 /// The environment variable naming an external server for the tests.
 pub const URL_ENV: &str = "QSTASH_TEST_REDIS_URL";
+
+/// Whether a server can be had: `QSTASH_TEST_REDIS_URL` is set or `redis-server` is on `PATH`.
+///
+/// # Panics
+///
+/// When neither is there and the environment variable `CI` is set.
+pub fn available(test: &str) -> bool {
+    if std::env::var_os(URL_ENV).is_some_and(|url| !url.is_empty()) || on_path("redis-server") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "redis-server is not installed and {URL_ENV} is not set: the Redis tests need one of \
+         them (apt-get install -y redis-server)"
+    );
+    // Straight to the process's stderr: the test harness captures `eprintln!`, and a skip
+    // that nobody sees would pass for a test that ran.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test}: redis-server not installed (apt-get install -y redis-server)"
+    );
+    false
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+    })
+}
 
 #[derive(Debug)]
 pub struct RedisServer {
