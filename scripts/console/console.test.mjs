@@ -113,7 +113,7 @@ async function main() {
   const pageErrors = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
   const shot = async (name) => {
-    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`) });
+    if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
   };
   const nav = (name) => page.getByRole('navigation', { name: 'Sections' })
     .getByRole('link', { name, exact: true }).click();
@@ -147,7 +147,7 @@ async function main() {
   });
 
   await step('its attempts appear live, with status and reason, then it lands in the DLQ', async () => {
-    const attempts = page.getByRole('table', { name: /attempts/ });
+    const attempts = page.getByRole('table', { name: /attempts?, oldest first/ });
     await attempts.getByRole('row').filter({ hasText: 'invalid QStash signature' }).first().waitFor();
     await page.getByText('FAILED', { exact: true }).first().waitFor();
     await attempts.getByRole('row').nth(3).waitFor();
@@ -174,7 +174,7 @@ async function main() {
   let second;
   await step('the DLQ lists it; after the fix, retry from the page; it is delivered', async () => {
     await nav('DLQ');
-    await row(/messages/, first).waitFor();
+    await row(/messages?$/, first).waitFor();
     await shot('dlq');
     receiver.accept = true;
     await page.getByRole('button', { name: `Retry ${first}` }).click();
@@ -185,7 +185,7 @@ async function main() {
     await link.click();
     await page.getByRole('heading', { name: `Message ${second}` }).waitFor();
     await page.getByText('DELIVERED', { exact: true }).first().waitFor();
-    const attempts = await page.getByRole('table', { name: /attempts/ }).innerText();
+    const attempts = await page.getByRole('table', { name: /attempts?, oldest first/ }).innerText();
     check(/200/.test(attempts) && /delivered/.test(attempts) && /handled/.test(attempts),
       `one delivered attempt with its answer: ${attempts}`);
   });
@@ -198,7 +198,7 @@ async function main() {
     const queued = await api('POST', `/v2/enqueue/e2e-queue/http://127.0.0.1:${hookPort}/queued`,
       { body: 'q' });
     await nav('Messages');
-    const list = page.getByRole('table', { name: /messages/ });
+    const list = page.getByRole('table', { name: /messages?, newest first/ });
     await list.getByRole('row').filter({ hasText: queued.messageId }).waitFor();
     await shot('messages');
     const ids = async () => (await list.innerText()).match(/msg_\w+/g) ?? [];
@@ -235,13 +235,13 @@ async function main() {
       })).messageId);
     }
     await nav('DLQ');
-    for (const id of dead) await row(/messages/, id).waitFor();
+    for (const id of dead) await row(/messages?$/, id).waitFor();
     page.once('dialog', (dialog) => dialog.accept());
     await page.getByRole('button', { name: `Delete ${dead[0]}` }).click();
-    await row(/messages/, dead[0]).waitFor({ state: 'detached' });
+    await row(/messages?$/, dead[0]).waitFor({ state: 'detached' });
     page.once('dialog', (dialog) => dialog.dismiss());
     await page.getByRole('button', { name: 'Delete all' }).click();
-    await row(/messages/, dead[1]).waitFor();
+    await row(/messages?$/, dead[1]).waitFor();
     let asked = '';
     page.once('dialog', (dialog) => { asked = dialog.message(); dialog.accept(); });
     await page.getByRole('button', { name: 'Delete all' }).click();
@@ -290,7 +290,7 @@ async function main() {
     check(status === 401, `the view without the token: ${status}`);
     await fresh.getByLabel('Token').fill(dev.token);
     await fresh.getByRole('button', { name: 'Use token' }).click();
-    await fresh.getByRole('table', { name: /messages/ }).getByRole('row')
+    await fresh.getByRole('table', { name: /messages?, newest first/ }).getByRole('row')
       .filter({ hasText: second }).waitFor();
     await fresh.close();
   });

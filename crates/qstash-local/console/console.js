@@ -72,6 +72,8 @@ function table(caption, headings, rows, empty) {
       : h('tr', {}, h('td', { colspan: headings.length }, empty))));
 }
 
+const count = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour12: false })
   + '.' + String(ms % 1000).padStart(3, '0') : '');
 
@@ -109,7 +111,7 @@ views.messages = () => {
     for (const [name, value] of new FormData(filters)) if (value) query.set(name, value);
     const answer = await api('GET', `/v2/console/messages?${query}`);
     return [answer.messages, () => data.replaceChildren(table(
-      `${answer.messages.length} messages, newest first`,
+      `${count(answer.messages.length, 'message')}, newest first`,
       ['Message', 'Kind', 'State', 'Destination', 'Queue', 'Label', 'Attempts', 'Last status',
         'Next delivery', 'Created'],
       answer.messages.map((m) => h('tr', {},
@@ -206,13 +208,8 @@ views.message = (id) => {
       data.replaceChildren(
         h('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
         actions,
-        h('h2', {}, 'Headers'),
-        request ? h('table', {}, h('caption', {}, `${request.method} ${request.url}`),
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Value'))),
-          h('tbody', {}, headerRows)) : h('p', {}, 'Not kept.'),
-        bodyShown,
         h('h2', {}, 'Attempts'),
-        table(`${m.attemptList.length} attempts, oldest first`,
+        table(`${count(m.attemptList.length, 'attempt')}, oldest first`,
           ['#', 'Time', 'Status', 'Duration', 'Outcome', 'Next retry', 'Reason', 'Answer'],
           m.attemptList.map((a, i) => h('tr', {},
             h('td', {}, i + 1),
@@ -231,7 +228,12 @@ views.message = (id) => {
             h('td', { class: 'mono' }, messageLink(c.messageId)),
             h('td', {}, c.kind), stateCell(c.state), h('td', { class: 'mono' }, c.url),
             h('td', {}, c.lastStatus ?? ''))),
-          'None.'));
+          'None.'),
+        h('h2', {}, 'Headers'),
+        request ? h('table', {}, h('caption', {}, `${request.method} ${request.url}`),
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Value'))),
+          h('tbody', {}, headerRows)) : h('p', {}, 'Not kept.'),
+        bodyShown);
     }];
   };
 };
@@ -297,7 +299,7 @@ views.dlq = () => {
     return [dead, () => {
       ids = dead.map((d) => d.dlqId);
       deleteAll.disabled = !ids.length;
-      data.replaceChildren(table(`${dead.length} messages`,
+      data.replaceChildren(table(count(dead.length, 'message'),
         ['Message', 'Destination', 'Status', 'Answer', 'Retried', 'Actions'],
         dead.map((d) => h('tr', {},
           h('td', { class: 'mono' }, messageLink(d.messageId)),
@@ -334,20 +336,20 @@ function resourceView({ title, path, key, columns, row, pausable, what }) {
     }, label);
     return async () => {
       const items = await api('GET', path);
-      return [items, () => data.replaceChildren(table(`${items.length} ${what}`,
+      return [items, () => data.replaceChildren(table(count(items.length, what[0], what[1]),
         [...columns, 'Actions'],
         items.map((item) => h('tr', {}, row(item), h('td', {}, h('div', { class: 'actions' },
           pausable && (item.isPaused ?? item.paused)
             ? action('Resume', 'POST', '/resume', item[key])
             : pausable && action('Pause', 'POST', '/pause', item[key]),
           action('Delete', 'DELETE', '', item[key], `Delete ${item[key]}?`))))),
-        `No ${what}.`))];
+        `No ${what[1]}.`))];
     };
   };
 }
 
 views.schedules = resourceView({
-  title: 'Schedules', path: '/v2/schedules', key: 'scheduleId', pausable: true, what: 'schedules',
+  title: 'Schedules', path: '/v2/schedules', key: 'scheduleId', pausable: true, what: ['schedule', 'schedules'],
   columns: ['Schedule', 'Destination', 'Cron', 'State', 'Next', 'Last'],
   row: (s) => [h('td', { class: 'mono' }, s.scheduleId), h('td', { class: 'mono' }, s.destination),
     h('td', { class: 'mono' }, s.cron), h('td', {}, s.isPaused ? 'paused' : 'active'),
@@ -355,14 +357,14 @@ views.schedules = resourceView({
 });
 
 views.queues = resourceView({
-  title: 'Queues', path: '/v2/queues', key: 'name', pausable: true, what: 'queues',
+  title: 'Queues', path: '/v2/queues', key: 'name', pausable: true, what: ['queue', 'queues'],
   columns: ['Queue', 'Parallelism', 'Waiting', 'State'],
   row: (q) => [h('td', { class: 'mono' }, q.name), h('td', {}, q.parallelism), h('td', {}, q.lag),
     h('td', {}, q.paused ? 'paused' : 'active')],
 });
 
 views.groups = resourceView({
-  title: 'URL groups', path: '/v2/topics', key: 'name', pausable: false, what: 'URL groups',
+  title: 'URL groups', path: '/v2/topics', key: 'name', pausable: false, what: ['URL group', 'URL groups'],
   columns: ['URL group', 'Endpoints'],
   row: (g) => [h('td', { class: 'mono' }, g.name), h('td', { class: 'mono' },
     g.endpoints.map((e) => (e.name ? `${e.name}: ${e.url}` : e.url)).join('\n'))],
