@@ -315,6 +315,11 @@ async fn route(
             Ok(ok(&json!({ "current": current, "next": next })))
         }
         ("events" | "logs", &Method::GET) => Ok(ok(&events(engine, &query))),
+        ("console", &Method::GET) => Ok(ok(&crate::console::view(
+            engine,
+            tail,
+            raw_query.as_deref(),
+        )?)),
         _ => Err(ApiError::not_found(format!("no route {method} {path}"))),
     }
 }

@@ -593,6 +593,7 @@ impl Engine {
             retried: job.retried,
             max_retries,
             at_ms: job.at_ms,
+            answered_ms: now,
             answer,
             verdict,
             queue_in_flight: job.queue_in_flight,

@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod clock;
 mod config;
+mod console;
 mod duration;
 mod engine;
 mod error;

@@ -87,6 +87,8 @@ pub struct Attempt {
     pub max_retries: u32,
     /// When the attempt started, on the engine's clock (unix milliseconds).
     pub at_ms: u64,
+    /// When its answer (or its failure) was in, on the engine's clock (unix milliseconds).
+    pub answered_ms: u64,
     /// The answer, or why none arrived.
     pub answer: Result<Answer, String>,
     /// What happened next.
@@ -181,6 +183,9 @@ pub struct Event {
     /// The schedule that produced the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
+    /// The message's `Upstash-Label`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// The status of the attempt that failed (`ERROR`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,

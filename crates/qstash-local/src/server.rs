@@ -92,8 +92,10 @@ impl LocalQStash {
     /// When the listener's address cannot be read.
     pub fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let app =
-            crate::api::router(engine.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        // The console's static shell beside the API; its data comes through the API.
+        let app = crate::console::routes()
+            .merge(crate::api::router(engine.clone()))
+            .into_make_service_with_connect_info::<SocketAddr>();
         let server = tokio::spawn(async move {
             // An accept loop error ends the server; the handle's owner sees requests fail.
             let _ = axum::serve(listener, app).await;
@@ -117,6 +119,14 @@ impl LocalQStash {
     #[must_use]
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The web console's address, with the token in its fragment, e.g.
+    /// `http://127.0.0.1:41234/console#token=...`. The page at `/console` holds no data; it
+    /// reads everything through the API with that token.
+    #[must_use]
+    pub fn console_url(&self) -> String {
+        crate::console::url(&self.url(), self.token())
     }
 
     /// The token clients must send (`QSTASH_TOKEN`).

@@ -194,6 +194,7 @@ impl State {
             endpoint_name: msg.endpoint_name.clone(),
             queue_name: msg.queue.clone(),
             schedule_id: msg.schedule_id.clone(),
+            label: msg.label.clone(),
             response_status: None,
             error: None,
             next_delivery_time: None,

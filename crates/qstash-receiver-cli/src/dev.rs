@@ -38,7 +38,7 @@ pub(crate) struct DevArgs {
 }
 
 /// The banner: where it listens and how to point clients and receivers at it.
-pub(crate) fn banner(url: &str, config: &Config, port: u16) -> String {
+pub(crate) fn banner(url: &str, console: &str, config: &Config, port: u16) -> String {
     let (current, next) = config.signing_keys();
     let mut text = format!(
         "qstash-receiver dev: a local QStash at {url} (in memory: a restart forgets everything)\n\
@@ -58,7 +58,10 @@ pub(crate) fn banner(url: &str, config: &Config, port: u16) -> String {
     text.push_str(&format!(
         "\nReceivers (signing keys):\n\
          \x20 QSTASH_CURRENT_SIGNING_KEY={current}\n\
-         \x20 QSTASH_NEXT_SIGNING_KEY={next}\n"
+         \x20 QSTASH_NEXT_SIGNING_KEY={next}\n\
+         \n\
+         Console (every message, attempt and refusal; the DLQ, schedules, queues, URL groups):\n\
+         \x20 {console}\n"
     ));
     text
 }
@@ -99,7 +102,15 @@ pub(crate) fn run(args: &DevArgs) -> Result<Verdict, CliError> {
         let engine = Engine::new(config.clone(), Clock::System).map_err(CliError::failed)?;
         let server = LocalQStash::serve(engine, listener)
             .map_err(|e| CliError::failed(format!("cannot serve: {e}")))?;
-        println!("{}", banner(&server.url(), &config, server.addr().port()));
+        println!(
+            "{}",
+            banner(
+                &server.url(),
+                &server.console_url(),
+                &config,
+                server.addr().port()
+            )
+        );
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| CliError::failed(format!("cannot wait for Ctrl-C: {e}")))?;
@@ -115,7 +126,8 @@ mod tests {
     #[test]
     fn the_banner_says_how_to_point_clients_and_receivers() {
         let config = Config::new();
-        let text = banner("http://127.0.0.1:8080", &config, 8080);
+        let console = "http://127.0.0.1:8080/console#token=t";
+        let text = banner("http://127.0.0.1:8080", console, &config, 8080);
         for want in [
             "QSTASH_URL=http://127.0.0.1:8080",
             &format!("QSTASH_TOKEN={}", qstash_local::DEV_TOKEN),
@@ -129,10 +141,12 @@ mod tests {
                 qstash_receiver::DEV_NEXT_SIGNING_KEY
             ),
             "restart forgets",
+            "Console",
+            console,
         ] {
             assert!(text.contains(want), "{want}: {text}");
         }
-        let other = banner("http://127.0.0.1:9000", &config, 9000);
+        let other = banner("http://127.0.0.1:9000", console, &config, 9000);
         assert!(other.contains("QSTASH_DEV_PORT=9000"), "{other}");
     }
 }
