@@ -10,6 +10,7 @@ mod duration;
 mod engine;
 mod error;
 mod expr;
+mod filter;
 mod options;
 mod record;
 mod server;
@@ -24,4 +25,4 @@ pub use crate::options::MAX_RETRIES;
 pub use crate::record::{
     Answer, Attempt, DeadLetter, Event, EventState, MessageKind, RetryReason, Verdict,
 };
-pub use crate::server::{Builder, LocalQStash};
+pub use crate::server::{Builder, HEADER_READ_TIMEOUT, LocalQStash};

@@ -35,7 +35,7 @@ pub(crate) struct Msg {
     pub(crate) not_before_ms: u64,
     pub(crate) retried: u32,
     pub(crate) caller_ip: Option<String>,
-    pub(crate) label: Option<String>,
+    pub(crate) labels: Vec<String>,
     pub(crate) due: Option<(u64, u64)>,
     pub(crate) in_flight: bool,
     pub(crate) cancelled: bool,
@@ -89,6 +89,8 @@ pub(crate) struct Schedule {
     pub(crate) paused: bool,
     pub(crate) due: Option<(u64, u64)>,
     pub(crate) last_ms: Option<u64>,
+    /// Times it fell due and published nothing (the engine was full).
+    pub(crate) skipped: u64,
 }
 
 /// A publish's answer kept for its deduplication window.
@@ -109,11 +111,17 @@ pub(crate) struct State {
     pub(crate) groups: BTreeMap<String, UrlGroup>,
     pub(crate) schedules: BTreeMap<String, Schedule>,
     pub(crate) dlq: VecDeque<Dead>,
+    /// Bytes of the dead letters' bodies (their own budget: a full DLQ never blocks publishing).
+    pub(crate) dlq_bytes: usize,
     pub(crate) events: VecDeque<Event>,
     pub(crate) attempts: VecDeque<Attempt>,
     attempt_bytes: usize,
     pub(crate) dedupe: HashMap<String, Remembered>,
     pub(crate) dedupe_order: VecDeque<(u64, String)>,
+}
+
+fn dead_size(dead: &Dead) -> usize {
+    dead.msg.body.len() + dead.body.len()
 }
 
 fn attempt_size(attempt: &Attempt) -> usize {
@@ -194,6 +202,8 @@ impl State {
             endpoint_name: msg.endpoint_name.clone(),
             queue_name: msg.queue.clone(),
             schedule_id: msg.schedule_id.clone(),
+            labels: msg.labels.clone(),
+            caller_ip: msg.caller_ip.clone(),
             response_status: None,
             error: None,
             next_delivery_time: None,
@@ -247,22 +257,29 @@ impl State {
         Some(msg)
     }
 
-    /// Adds a dead letter, dropping the oldest past `limit`.
-    pub(crate) fn push_dead(&mut self, limit: usize, dead: Dead) {
-        while self.dlq.len() >= limit.max(1) {
+    /// Adds a dead letter, dropping the oldest past `limit` letters or `byte_limit` bytes of
+    /// bodies (the message's and the last answer's). Returns how many were dropped.
+    pub(crate) fn push_dead(&mut self, limit: usize, byte_limit: usize, dead: Dead) -> usize {
+        let size = dead_size(&dead);
+        let mut dropped = 0;
+        while !self.dlq.is_empty()
+            && (self.dlq.len() >= limit.max(1) || self.dlq_bytes + size > byte_limit)
+        {
             if let Some(old) = self.dlq.pop_front() {
-                self.stored_bytes = self.stored_bytes.saturating_sub(old.msg.body.len());
+                self.dlq_bytes = self.dlq_bytes.saturating_sub(dead_size(&old));
+                dropped += 1;
             }
         }
-        self.stored_bytes += dead.msg.body.len();
+        self.dlq_bytes += size;
         self.dlq.push_back(dead);
+        dropped
     }
 
     /// Removes the dead letter `dlq_id`.
     pub(crate) fn take_dead(&mut self, dlq_id: &str) -> Option<Dead> {
         let at = self.dlq.iter().position(|d| d.dlq_id == dlq_id)?;
         let dead = self.dlq.remove(at)?;
-        self.stored_bytes = self.stored_bytes.saturating_sub(dead.msg.body.len());
+        self.dlq_bytes = self.dlq_bytes.saturating_sub(dead_size(&dead));
         Some(dead)
     }
 
