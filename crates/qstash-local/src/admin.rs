@@ -71,6 +71,14 @@ pub(crate) fn message_json(msg: &Msg) -> Value {
         object.insert("label".into(), first.clone().into());
         object.insert("labels".into(), json!(msg.labels));
     }
+    if let Some(flow) = &msg.flow {
+        object.insert("flowControlKey".into(), flow.key.clone().into());
+        insert_some(&mut object, "parallelism", flow.parallelism);
+        insert_some(&mut object, "rate", flow.rate);
+        if flow.rate.is_some() {
+            object.insert("period".into(), flow.period.as_secs().into());
+        }
+    }
     Value::Object(object)
 }
 
@@ -97,7 +105,7 @@ fn dead_fields(dead: &Dead) -> Fields<'_> {
         queue: msg.queue.as_deref(),
         caller_ip: msg.caller_ip.as_deref(),
         labels: &msg.labels,
-        flow_key: None,
+        flow_key: msg.flow.as_ref().map(|f| f.key.as_str()),
         state: None,
         response_status: dead.status,
         time_ms: msg.created_ms,
@@ -352,6 +360,112 @@ impl Engine {
         drop(state);
         self.wake();
         Ok(created)
+    }
+
+    // ---- flow control ----
+
+    /// `GET /v2/flowControl/{key}`.
+    pub(crate) fn flow_view(&self, key: &str) -> Result<Value, ApiError> {
+        let now = self.now_ms();
+        self.lock()
+            .flows
+            .get(key)
+            .map(|f| f.json(key, now))
+            .ok_or_else(|| ApiError::not_found(format!("flow-control key {key} not found")))
+    }
+
+    /// `GET /v2/flowControl`: every key.
+    pub(crate) fn flows_view(&self) -> Value {
+        let now = self.now_ms();
+        let state = self.lock();
+        Value::Array(state.flows.iter().map(|(k, f)| f.json(k, now)).collect())
+    }
+
+    /// `GET /v2/globalParallelism`.
+    pub(crate) fn global_parallelism_view(&self) -> Value {
+        json!({
+            "parallelismMax": self.config().limits.in_flight,
+            "parallelismCount": self.lock().in_flight,
+        })
+    }
+
+    /// `POST /v2/flowControl/{key}/{action}`: pause, resume, pin, unpin, resetRate.
+    pub(crate) fn flow_action(
+        &self,
+        key: &str,
+        action: &str,
+        query: &[(String, String)],
+    ) -> Result<(), ApiError> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        if !state.flows.contains_key(key) {
+            return Err(ApiError::not_found(format!(
+                "flow-control key {key} not found"
+            )));
+        }
+        let number = |name: &str| -> Result<Option<u64>, ApiError> {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| ApiError::bad_request(format!("invalid {name} {v:?}")))
+                })
+                .transpose()
+        };
+        let flag = |name: &str| query.iter().any(|(k, v)| k == name && v == "true");
+        match action {
+            "pause" | "resume" => {
+                state.flow_pause(key, action == "pause", now);
+            }
+            "pin" => {
+                let (parallelism, rate, period) =
+                    (number("parallelism")?, number("rate")?, number("period")?);
+                if let Some(flow) = state.flows.get_mut(key) {
+                    if let Some(p) = parallelism {
+                        flow.parallelism = Some(usize::try_from(p).unwrap_or(usize::MAX));
+                        flow.pinned_parallelism = true;
+                    }
+                    if rate.is_some() || period.is_some() {
+                        if let Some(r) = rate {
+                            flow.rate = Some(u32::try_from(r).unwrap_or(u32::MAX));
+                        }
+                        if let Some(p) = period {
+                            flow.period_ms = p.saturating_mul(1000);
+                        }
+                        flow.pinned_rate = true;
+                    }
+                }
+                state.flow_wake(key, now);
+            }
+            "unpin" => {
+                if let Some(flow) = state.flows.get_mut(key) {
+                    if flag("parallelism") {
+                        flow.pinned_parallelism = false;
+                    }
+                    if flag("rate") {
+                        flow.pinned_rate = false;
+                    }
+                }
+            }
+            "resetRate" => {
+                if let Some(flow) = state.flows.get_mut(key) {
+                    flow.window_start_ms = now;
+                    flow.window_count = 0;
+                }
+                state.flow_wake(key, now);
+            }
+            other => {
+                return Err(ApiError::not_found(format!(
+                    "no flow-control action {other:?} (pause, resume, pin, unpin, resetRate)"
+                )));
+            }
+        }
+        drop(state);
+        self.wake();
+        Ok(())
     }
 
     // ---- queues ----

@@ -342,9 +342,8 @@ async fn route(
             Ok(ok(&json!({ "current": current, "next": next })))
         }
         ("events" | "logs", &Method::GET) => Ok(ok(&events(engine, &query)?)),
-        ("flowcontrol" | "globalparallelism", _) => Err(ApiError::bad_request(format!(
-            "{path} is not supported by the local QStash (flow control)"
-        ))),
+        ("globalparallelism", &Method::GET) => Ok(ok(&engine.global_parallelism_view())),
+        ("flowcontrol", _) => flow_control(engine, &method, tail, &query),
         _ => Err(ApiError::not_found(format!("no route {method} {path}"))),
     }
 }
@@ -517,6 +516,23 @@ fn dlq_targets(
     Ok((ids, next.map(|_| cursor)))
 }
 
+fn flow_control(
+    engine: &Engine,
+    method: &Method,
+    tail: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    match (method, tail.split_once('/')) {
+        (&Method::GET, None) if tail.is_empty() => Ok(ok(&engine.flows_view())),
+        (&Method::GET, None) => Ok(ok(&engine.flow_view(tail)?)),
+        (&Method::POST, Some((key, action))) => {
+            engine.flow_action(key, action, &query.0)?;
+            Ok(ok(&json!({})))
+        }
+        _ => Err(ApiError::not_found("no such flowControl route")),
+    }
+}
+
 fn schedules(
     engine: &Engine,
     method: &Method,
@@ -631,7 +647,7 @@ fn events(engine: &Engine, query: &Query) -> Result<Value, ApiError> {
                 queue: e.queue_name.as_deref(),
                 caller_ip: e.caller_ip.as_deref(),
                 labels: &e.labels,
-                flow_key: None,
+                flow_key: e.flow_control_key.as_deref(),
                 state: Some(e.state.as_str()),
                 response_status: e.response_status,
                 time_ms: e.time,

@@ -44,6 +44,8 @@ pub struct Limits {
     pub queues: usize,
     /// URL groups. Defaults to 1,000.
     pub url_groups: usize,
+    /// Flow-control keys (idle ones are forgotten first). Defaults to 1,000.
+    pub flow_control_keys: usize,
     /// Endpoints per URL group. Defaults to 100.
     pub endpoints_per_group: usize,
     /// Deliveries under way at once. Defaults to 256.
@@ -69,6 +71,7 @@ impl Default for Limits {
             schedules: 1_000,
             queues: 1_000,
             url_groups: 1_000,
+            flow_control_keys: 1_000,
             endpoints_per_group: 100,
             in_flight: 256,
             in_flight_per_destination: 64,

@@ -287,6 +287,18 @@ impl Engine {
             check_name(queue, "queue name")?;
             ensure_queue(state, queue, limits.queues, now)?;
         }
+        if let Some(spec) = &options.flow {
+            if !state.flow_update(spec, limits.flow_control_keys) {
+                return Err(ApiError::full(
+                    "flow-control keys",
+                    limits.flow_control_keys,
+                    "flow_control_keys",
+                ));
+            }
+            // Its settings may have grown: waiting messages may go.
+            state.flow_wake(&spec.key, now);
+        }
+        let flow = options.flow.clone().map(Arc::new);
         let not_before = match options.not_before_secs {
             Some(secs) => secs.saturating_mul(1000),
             None => now.saturating_add(millis(options.delay)),
@@ -318,6 +330,8 @@ impl Engine {
                 in_flight: false,
                 cancelled: false,
                 holds_slot: false,
+                flow: flow.clone(),
+                holds_flow: false,
             };
             published.push(Published {
                 message_id: msg.id.clone(),
@@ -432,6 +446,12 @@ impl Engine {
             for task in due {
                 match task {
                     Task::Fire(id) => self.fire(&mut state, &id, now),
+                    Task::FlowWake(key) => {
+                        if let Some(flow) = state.flows.get_mut(&key) {
+                            flow.wake_due = None;
+                        }
+                        state.flow_wake(&key, now);
+                    }
                     Task::Deliver(id) => {
                         if let Some(job) = self.admit(&mut state, &id, now) {
                             jobs.push(job);
@@ -448,6 +468,19 @@ impl Engine {
     fn admit(&self, state: &mut State, id: &str, now: u64) -> Option<Job> {
         let msg = state.messages.get_mut(id)?;
         msg.due = None;
+        // Flow control first: a message waiting for its key holds no queue slot.
+        if let Some(key) = msg.flow.as_ref().map(|f| f.key.clone()) {
+            if !state.flow_enter(&key, id, now) {
+                if let Some(msg) = state.messages.get(id).cloned() {
+                    if let Some(msg) = state.messages.get_mut(id) {
+                        msg.holds_slot = false;
+                    }
+                    state.release_slot(&msg, now);
+                }
+                return None;
+            }
+        }
+        let msg = state.messages.get_mut(id)?;
         let mut queue_in_flight = None;
         if let Some(name) = msg.queue.clone() {
             let holds = msg.holds_slot;
@@ -466,11 +499,13 @@ impl Engine {
                 if let Some(msg) = state.messages.get_mut(id) {
                     msg.holds_slot = false;
                 }
+                state.flow_leave(id, true, now);
                 return None;
             }
             if !holds {
                 if queue.in_flight >= queue.parallelism {
                     queue.waiting.push_back(id.to_owned());
+                    state.flow_leave(id, true, now);
                     return None;
                 }
                 queue.in_flight += 1;
@@ -612,6 +647,8 @@ impl Engine {
         let limits = self.config.limits;
         let mut state = self.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
+        // The attempt is over: its flow-control slot goes to the next in line.
+        state.flow_leave(&job.id, false, now);
         let max_retries = job.settings.retries;
         let success = matches!(&answer, Ok(a) if a.status.is_success());
         let non_retryable = matches!(&answer, Ok(a) if is_non_retryable(a));
@@ -694,19 +731,19 @@ impl Engine {
                 }
             }
             Verdict::Cancelled => {
-                if let Some(msg) = state.remove_message(&job.id) {
+                if let Some(msg) = state.remove_message(&job.id, now) {
                     state.release_slot(&msg, now);
                 }
             }
             Verdict::Delivered => {
-                if let Some(msg) = state.remove_message(&job.id) {
+                if let Some(msg) = state.remove_message(&job.id, now) {
                     state.release_slot(&msg, now);
                     let event = State::msg_event(&msg, EventState::Delivered, now);
                     state.event(limits.events, event);
                 }
             }
             Verdict::NoRetriesLeft | Verdict::NonRetryable => {
-                if let Some(msg) = state.remove_message(&job.id) {
+                if let Some(msg) = state.remove_message(&job.id, now) {
                     state.release_slot(&msg, now);
                     let event = State::msg_event(&msg, EventState::Failed, now);
                     state.event(limits.events, event);
@@ -778,6 +815,8 @@ impl Engine {
             in_flight: false,
             cancelled: false,
             holds_slot: false,
+            flow: None,
+            holds_flow: false,
         }
     }
 
@@ -856,6 +895,12 @@ impl Engine {
         ids
     }
 
+    /// Ids of the schedules.
+    #[must_use]
+    pub fn schedule_ids(&self) -> Vec<String> {
+        self.lock().schedules.keys().cloned().collect()
+    }
+
     /// When the next delivery, retry or schedule falls due (unix milliseconds).
     #[must_use]
     pub fn next_due_ms(&self) -> Option<u64> {
@@ -889,7 +934,7 @@ impl Engine {
                     queue: m.queue.as_deref(),
                     caller_ip: m.caller_ip.as_deref(),
                     labels: &m.labels,
-                    flow_key: None,
+                    flow_key: m.flow.as_ref().map(|f| f.key.as_str()),
                     state: None,
                     response_status: None,
                     time_ms: m.created_ms,
@@ -924,7 +969,7 @@ impl Engine {
             state.event(self.config.limits.events, done);
             // One under way is dropped when its attempt ends.
             if !in_flight {
-                if let Some(msg) = state.remove_message(&id) {
+                if let Some(msg) = state.remove_message(&id, now) {
                     state.release_slot(&msg, now);
                 }
             }

@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod expr;
 mod filter;
+mod flow;
 mod options;
 mod record;
 mod server;

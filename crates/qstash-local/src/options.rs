@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::duration::parse_duration;
 use crate::expr::RetryDelay;
+use crate::flow::FlowSpec;
 
 /// The most retries a message may ask for.
 pub const MAX_RETRIES: u32 = 100;
@@ -46,6 +47,7 @@ pub(crate) struct Options {
     pub(crate) cron: Option<String>,
     pub(crate) schedule_id: Option<String>,
     pub(crate) queue_name: Option<String>,
+    pub(crate) flow: Option<FlowSpec>,
 }
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
@@ -92,12 +94,6 @@ const FRAMING_HEADERS: &[&str] = &[
 pub(crate) fn is_framing(name: &str) -> bool {
     FRAMING_HEADERS.contains(&name)
 }
-
-/// Headers QStash's publish API defines that the local QStash does not implement.
-const UNSUPPORTED_HEADERS: &[(&str, &str)] = &[
-    ("upstash-flow-control-key", "flow control"),
-    ("upstash-flow-control-value", "flow control"),
-];
 
 /// `content-type` → `Content-Type`, as QStash writes header names.
 pub(crate) fn canonical_name(name: &str) -> String {
@@ -224,14 +220,6 @@ impl Options {
     ///
     /// A message naming the header, for a 400 answer.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, String> {
-        for (name, feature) in UNSUPPORTED_HEADERS {
-            if headers.contains_key(*name) {
-                return Err(format!(
-                    "{} is not supported by the local QStash ({feature})",
-                    canonical_name(name)
-                ));
-            }
-        }
         let not_before_secs = text(headers, "upstash-not-before")?
             .map(|v| {
                 v.parse::<u64>()
@@ -272,6 +260,10 @@ impl Options {
             schedule_id: text(headers, "upstash-schedule-id")?
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
+            flow: FlowSpec::parse(
+                text(headers, "upstash-flow-control-key")?,
+                text(headers, "upstash-flow-control-value")?,
+            )?,
             queue_name: text(headers, "upstash-queue-name")?
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
@@ -347,7 +339,11 @@ mod tests {
             ),
             ("upstash-forward-content-length", "3", "content-length"),
             ("upstash-forward-host", "evil.example", "host"),
-            ("upstash-flow-control-key", "k", "Upstash-Flow-Control-Key"),
+            (
+                "upstash-flow-control-key",
+                "k",
+                "Upstash-Flow-Control-Value",
+            ),
             ("upstash-delay", "soon", "upstash-delay"),
             ("upstash-retries", "-1", "upstash-retries"),
             ("upstash-retries", "101", "upstash-retries"),

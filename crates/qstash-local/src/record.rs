@@ -187,6 +187,9 @@ pub struct Event {
     /// The publisher's address.
     #[serde(rename = "callerIp", skip_serializing_if = "Option::is_none")]
     pub caller_ip: Option<String>,
+    /// The message's flow-control key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_control_key: Option<String>,
     /// The status of the attempt that failed (`ERROR`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::flow::{Flow, FlowSpec};
 use crate::options::{CallbackSpec, Settings};
 use crate::record::{Attempt, Event, EventState, MessageKind};
 
@@ -14,6 +15,8 @@ use crate::record::{Attempt, Event, EventState, MessageKind};
 pub(crate) enum Task {
     Deliver(String),
     Fire(String),
+    /// A flow-control key's rate window ends: its waiting messages may go.
+    FlowWake(String),
 }
 
 /// A message waiting, being delivered, or waiting for a retry.
@@ -40,6 +43,10 @@ pub(crate) struct Msg {
     pub(crate) in_flight: bool,
     pub(crate) cancelled: bool,
     pub(crate) holds_slot: bool,
+    /// Its flow-control key and settings.
+    pub(crate) flow: Option<Arc<FlowSpec>>,
+    /// Whether it holds a slot of its flow-control key (from its start to its attempt's end).
+    pub(crate) holds_flow: bool,
 }
 
 /// A message in the dead-letter queue, with the last answer.
@@ -108,6 +115,7 @@ pub(crate) struct State {
     pub(crate) stored_bytes: usize,
     pub(crate) in_flight: usize,
     pub(crate) queues: HashMap<String, Queue>,
+    pub(crate) flows: BTreeMap<String, Flow>,
     pub(crate) groups: BTreeMap<String, UrlGroup>,
     pub(crate) schedules: BTreeMap<String, Schedule>,
     pub(crate) dlq: VecDeque<Dead>,
@@ -161,6 +169,7 @@ impl State {
                 .values()
                 .all(|task| matches!(task, Task::Fire(_)))
             && self.queues.values().all(|q| q.waiting.is_empty())
+            && self.flows.values().all(|f| f.waiting.is_empty())
     }
 
     pub(crate) fn event(&mut self, limit: usize, event: Event) {
@@ -204,6 +213,7 @@ impl State {
             schedule_id: msg.schedule_id.clone(),
             labels: msg.labels.clone(),
             caller_ip: msg.caller_ip.clone(),
+            flow_control_key: msg.flow.as_ref().map(|f| f.key.clone()),
             response_status: None,
             error: None,
             next_delivery_time: None,
@@ -245,13 +255,18 @@ impl State {
     }
 
     /// Takes `id` off the timeline and out of its queue; returns the message.
-    pub(crate) fn remove_message(&mut self, id: &str) -> Option<Msg> {
+    pub(crate) fn remove_message(&mut self, id: &str, now_ms: u64) -> Option<Msg> {
+        // A flow-control slot it held (woken but not started) goes to the next in line.
+        self.flow_leave(id, true, now_ms);
         let msg = self.messages.remove(id)?;
         if let Some(key) = msg.due {
             self.timeline.remove(&key);
         }
         if let Some(queue) = msg.queue.as_ref().and_then(|q| self.queues.get_mut(q)) {
             queue.waiting.retain(|waiting| waiting != id);
+        }
+        if let Some(flow) = msg.flow.as_ref().and_then(|f| self.flows.get_mut(&f.key)) {
+            flow.waiting.retain(|waiting| waiting != id);
         }
         self.stored_bytes = self.stored_bytes.saturating_sub(msg.body.len());
         Some(msg)

@@ -637,7 +637,11 @@ async fn the_smaller_answers() {
             "yes",
             "deduplication",
         ),
-        ("upstash-flow-control-key", "k", "not supported"),
+        (
+            "upstash-flow-control-key",
+            "k",
+            "Upstash-Flow-Control-Value",
+        ),
     ] {
         let (status, answer) = api
             .send(
@@ -655,11 +659,118 @@ async fn the_smaller_answers() {
         )
         .await;
     assert_eq!(status, 400, "{answer}");
-    for path in ["/v2/flowControl/k", "/v2/globalParallelism"] {
-        let (status, answer) = api.send(api.request(Method::GET, path)).await;
-        assert_eq!(status, 400, "{path}");
-        assert!(answer["error"].as_str().unwrap().contains("not supported"));
+}
+
+#[tokio::test]
+async fn flow_control_holds_parallelism_and_rate_per_key() {
+    let receiver = Receiver::start().await;
+    let qstash = qstash().await;
+    let api = Api::new(&qstash);
+    let key = ("upstash-flow-control-key", "tenant-1");
+    // Parallelism 1: one at a time, every one delivered.
+    for _ in 0..3 {
+        publish(
+            &api,
+            &receiver.url("/one"),
+            &[key, ("upstash-flow-control-value", "parallelism=1")],
+        )
+        .await;
     }
+    qstash.run_due().await;
+    assert_eq!(receiver.seen_at("/one").len(), 3);
+    assert_eq!(receiver.max_in_flight(), 1);
+
+    // Rate 2 per 10 s: two now, two when the window ends, the last one after that.
+    let rated = ("upstash-flow-control-key", "tenant-2");
+    let value = ("upstash-flow-control-value", "rate=2, period=10s");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(publish(&api, &receiver.url("/rated"), &[rated, value]).await);
+    }
+    qstash.run_due().await;
+    assert_eq!(receiver.seen_at("/rated").len(), 2);
+    let (_, info) = api
+        .send(api.request(Method::GET, "/v2/flowControl/tenant-2"))
+        .await;
+    assert_eq!(info["waitListSize"], 3, "{info}");
+    assert_eq!(
+        (info["rateMax"].as_u64(), info["ratePeriod"].as_u64()),
+        (Some(2), Some(10))
+    );
+    let (_, view) = api
+        .send(api.request(Method::GET, &format!("/v2/messages/{}", ids[4])))
+        .await;
+    assert_eq!(view["flowControlKey"], "tenant-2");
+    assert_eq!(
+        (view["rate"].as_u64(), view["period"].as_u64()),
+        (Some(2), Some(10))
+    );
+    qstash.advance(Duration::from_millis(9_999)).await;
+    assert_eq!(
+        receiver.seen_at("/rated").len(),
+        2,
+        "not before the window ends"
+    );
+    qstash.advance(Duration::from_millis(1)).await;
+    assert_eq!(receiver.seen_at("/rated").len(), 4);
+    qstash.advance(Duration::from_secs(10)).await;
+    assert_eq!(receiver.seen_at("/rated").len(), 5);
+
+    // Pause holds the key's messages; resume lets them go; cancel filters by key.
+    api.send(api.request(Method::POST, "/v2/flowControl/tenant-2/pause"))
+        .await;
+    let held = publish(&api, &receiver.url("/held"), &[rated, value]).await;
+    qstash.advance(Duration::from_millis(1)).await;
+    publish(&api, &receiver.url("/held"), &[rated, value]).await;
+    qstash.advance(Duration::from_secs(60)).await;
+    assert!(receiver.seen_at("/held").is_empty());
+    let (_, info) = api
+        .send(api.request(Method::GET, "/v2/flowControl/tenant-2"))
+        .await;
+    assert_eq!(info["isPaused"], true);
+    let (_, answer) = api
+        .send(api.request(
+            Method::DELETE,
+            "/v2/messages?flowControlKey=tenant-2&count=1",
+        ))
+        .await;
+    assert_eq!(answer["cancelled"], 1);
+    assert!(!qstash.engine().pending().contains(&held), "oldest first");
+    api.send(api.request(Method::POST, "/v2/flowControl/tenant-2/resume"))
+        .await;
+    qstash.run_due().await;
+    assert_eq!(receiver.seen_at("/held").len(), 1);
+
+    // A pinned parallelism wins over the messages'.
+    api.send(api.request(Method::POST, "/v2/flowControl/tenant-2/pin?parallelism=3"))
+        .await;
+    publish(
+        &api,
+        &receiver.url("/one"),
+        &[rated, ("upstash-flow-control-value", "parallelism=1")],
+    )
+    .await;
+    let (_, info) = api
+        .send(api.request(Method::GET, "/v2/flowControl/tenant-2"))
+        .await;
+    assert_eq!(
+        (
+            info["parallelismMax"].as_u64(),
+            info["isPinnedParallelism"].as_bool()
+        ),
+        (Some(3), Some(true))
+    );
+    let (status, global) = api
+        .send(api.request(Method::GET, "/v2/globalParallelism"))
+        .await;
+    assert_eq!(
+        (status, global["parallelismMax"].as_u64()),
+        (200, Some(256))
+    );
+    let (status, _) = api
+        .send(api.request(Method::GET, "/v2/flowControl/nobody"))
+        .await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
