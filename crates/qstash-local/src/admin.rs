@@ -568,7 +568,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// 400 for a bad group name or URL, 429 past the limits.
+    /// 400 for a bad group name or URL, 412 past the limits.
     pub fn add_endpoints(
         &self,
         group: &str,
@@ -684,7 +684,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// 400 for a missing or bad cron expression, header or destination; 429 past
+    /// 400 for a missing or bad cron expression, header or destination; 412 past
     /// [`Limits::schedules`](crate::Limits).
     pub fn create_schedule(
         &self,

@@ -211,7 +211,7 @@ impl Engine {
     /// # Errors
     ///
     /// 400 for a malformed header or destination, 404 for an unknown URL group, 413 for a
-    /// body over 1 MiB, 429 when a memory bound is reached.
+    /// body over 1 MiB, 412 when a bound of `Limits` is reached.
     pub fn publish(&self, publish: Publish) -> Result<PublishAnswer, ApiError> {
         self.publish_from(publish, None)
     }

@@ -95,6 +95,44 @@ pub(crate) fn is_framing(name: &str) -> bool {
     FRAMING_HEADERS.contains(&name)
 }
 
+/// The `Upstash-*` publish headers the local QStash reads.
+const KNOWN_HEADERS: &[&str] = &[
+    "upstash-method",
+    "upstash-delay",
+    "upstash-not-before",
+    "upstash-retries",
+    "upstash-retry-delay",
+    "upstash-timeout",
+    "upstash-callback",
+    "upstash-failure-callback",
+    "upstash-deduplication-id",
+    "upstash-content-based-deduplication",
+    "upstash-label",
+    "upstash-flow-control-key",
+    "upstash-flow-control-value",
+    "upstash-cron",
+    "upstash-schedule-id",
+    "upstash-queue-name",
+];
+
+/// The settings a callback takes after `upstash-callback-` or `upstash-failure-callback-`.
+const CALLBACK_SETTINGS: &[&str] = &["retries", "timeout", "delay", "method", "retry-delay"];
+
+/// Whether the local QStash reads `name` (lower case), or ignores it knowingly (telemetry).
+fn is_known(name: &str) -> bool {
+    if !name.starts_with("upstash-")
+        || KNOWN_HEADERS.contains(&name)
+        || name.starts_with("upstash-forward-")
+        || name.starts_with("upstash-telemetry-")
+    {
+        return true;
+    }
+    ["upstash-callback-", "upstash-failure-callback-"]
+        .iter()
+        .filter_map(|prefix| name.strip_prefix(prefix))
+        .any(|rest| CALLBACK_SETTINGS.contains(&rest) || rest.starts_with("forward-"))
+}
+
 /// `content-type` → `Content-Type`, as QStash writes header names.
 pub(crate) fn canonical_name(name: &str) -> String {
     name.split('-')
@@ -220,6 +258,14 @@ impl Options {
     ///
     /// A message naming the header, for a 400 answer.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, String> {
+        // A header QStash reads and this server does not (workflows, redaction) is refused:
+        // ignoring it would do something else silently.
+        if let Some(name) = headers.keys().find(|n| !is_known(n.as_str())) {
+            return Err(format!(
+                "{} is not supported by the local QStash",
+                canonical_name(name.as_str())
+            ));
+        }
         let not_before_secs = text(headers, "upstash-not-before")?
             .map(|v| {
                 v.parse::<u64>()
@@ -302,6 +348,8 @@ mod tests {
             ("upstash-deduplication-id", "abc"),
             ("upstash-content-based-deduplication", "True"),
             ("upstash-label", "a, b,,c"),
+            ("upstash-telemetry-sdk", "upstash-qstash-js@2.12.0"),
+            ("upstash-failure-callback-forward-x-why", "because"),
         ]))
         .unwrap();
         let s = &options.settings;
@@ -330,7 +378,7 @@ mod tests {
 
     #[test]
     fn refuses_malformed_headers_by_name() {
-        let cases: [(&str, &str, &str); 13] = [
+        let cases: [(&str, &str, &str); 16] = [
             ("upstash-timeout", "0", "upstash-timeout"),
             (
                 "upstash-content-based-deduplication",
@@ -339,6 +387,9 @@ mod tests {
             ),
             ("upstash-forward-content-length", "3", "content-length"),
             ("upstash-forward-host", "evil.example", "host"),
+            ("upstash-redact-fields", "body", "Upstash-Redact-Fields"),
+            ("upstash-workflow-runid", "wfr_1", "not supported"),
+            ("upstash-callback-workflow-init", "true", "not supported"),
             (
                 "upstash-flow-control-key",
                 "k",
