@@ -48,7 +48,9 @@ pub(crate) fn message_json(msg: &Msg) -> Value {
     insert_some(&mut object, "endpointName", msg.endpoint_name.clone());
     insert_some(&mut object, "queueName", msg.queue.clone());
     insert_some(&mut object, "scheduleId", msg.schedule_id.clone());
+    // The Python client reads `callerIP`, the TypeScript client's type says `callerIp`.
     insert_some(&mut object, "callerIP", msg.caller_ip.clone());
+    insert_some(&mut object, "callerIp", msg.caller_ip.clone());
     insert_some(
         &mut object,
         "callback",

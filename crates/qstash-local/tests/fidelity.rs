@@ -353,6 +353,10 @@ async fn logs_take_message_ids_labels_dates_and_the_caller() {
         ))
         .await;
     assert_eq!(view["labels"], json!(["x", "y"]));
+    assert_eq!(
+        (&view["callerIP"], &view["callerIp"]),
+        (&json!("127.0.0.1"), &json!("127.0.0.1"))
+    );
     assert_eq!(view["label"], "x");
 }
 
