@@ -110,6 +110,30 @@ assert client.schedule.get(schedule_id).paused
 client.schedule.delete(schedule_id)
 ok("schedule create_json, get, pause, delete")
 
+dead = client.message.publish_json(url=f"{AXUM}/api/webhook", body={"order": 0}, label="py-dead")
+until(
+    "labelled dlq",
+    lambda: [m.message_id for m in client.dlq.list(filter={"label": "py-dead"}).messages]
+    == [dead.message_id],
+)
+assert client.dlq.list(filter={"label": "py-nobody"}).messages == []
+assert LogState.CREATED in states(label="py-dead")
+ok("DLQ list and logs take filters")
+
+flowed = [
+    client.message.publish_json(
+        url=f"{AXUM}/api/webhook",
+        body={"order": order},
+        flow_control={"key": "py-flow", "parallelism": 2, "rate": 20, "period": 2},
+    ).message_id
+    for order in (95, 96, 97)
+]
+for message_id in flowed:
+    delivered(message_id)
+info = client.flow_control.get("py-flow")
+assert (info.parallelism_max, info.rate_max, info.rate_period) == (2, 20, 2), info
+ok("flow control: parallelism and rate per key")
+
 keys = client.signing_key.get()
 assert keys.current == "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", keys
 ok("signing keys")

@@ -116,7 +116,58 @@ assert.equal(second.messageId, first.messageId);
 assert.equal(second.deduplicated, true);
 ok("deduplication id");
 
-// 3. The official Receiver accepts the tokens the local QStash signs, and refuses a tampered body.
+// 3. Filters, per-element batch results, flow control: each does what it says.
+const hook = `${AXUM_URL}/api/webhook`;
+const drop = await Promise.all(
+  [1, 2].map((n) => client.publishJSON({ url: hook, body: { order: 70 + n }, delay: 3600, label: "ts-drop" })),
+);
+const keep = await client.publishJSON({ url: hook, body: { order: 73 }, delay: 3600, label: ["ts-keep", "ts-other"] });
+assert.equal((await client.messages.cancel({ filter: { label: "ts-drop" } })).cancelled, 2);
+await assert.rejects(client.messages.get(drop[0].messageId));
+const kept = await client.messages.get(keep.messageId);
+assert.deepEqual(kept.labels, ["ts-keep", "ts-other"]);
+assert.equal((await client.messages.cancel({ filter: { label: "ts-keep" } })).cancelled, 1);
+ok("messages.cancel with a label filter cancels only what matches; labels are a list");
+
+const mixed = await client.batchJSON([
+  { url: hook, body: { order: 81 } },
+  { urlGroup: "ts-no-such-group", body: { order: 82 } },
+  { url: hook, body: { order: 83 } },
+]);
+assert.equal(mixed.length, 3);
+assert.match(mixed[1].error, /not found/);
+for (const n of [0, 2]) await delivered(mixed[n].messageId);
+ok("batch: each element its own result, a bad one stops nothing");
+
+const deadLabelled = await client.publishJSON({ url: hook, body: { order: 0 }, label: "ts-dead" });
+await until("labelled dlq", async () => {
+  const { messages } = await client.dlq.listMessages({ filter: { label: "ts-dead" } });
+  return messages.length === 1 && messages[0].messageId === deadLabelled.messageId;
+});
+assert.equal((await client.dlq.listMessages({ filter: { label: "ts-nobody" } })).messages.length, 0);
+assert.equal((await client.dlq.delete({ filter: { label: "ts-dead" } })).deleted, 1);
+const labelledLogs = await logsOf({ label: "ts-dead", state: "CREATED" });
+assert.deepEqual(labelledLogs.map((l) => l.messageId), [deadLabelled.messageId]);
+ok("DLQ list and delete, and logs, take filters");
+
+const flowControl = { key: "ts-flow", parallelism: 1, ratePerSecond: 50 };
+const flowed = await Promise.all(
+  [91, 92, 93].map((order) => client.publishJSON({ url: hook, body: { order }, flowControl })),
+);
+for (const { messageId } of flowed) await delivered(messageId);
+const info = await client.flowControl.get("ts-flow");
+assert.equal(info.parallelismMax, 1);
+assert.equal(info.rateMax, 50);
+await client.flowControl.pause("ts-flow");
+const paused = await client.publishJSON({ url: hook, body: { order: 94 }, flowControl, delay: 0 });
+assert.equal((await client.flowControl.get("ts-flow")).isPaused, true);
+assert.equal((await client.messages.get(paused.messageId)).flowControlKey, "ts-flow");
+await client.flowControl.resume("ts-flow");
+await delivered(paused.messageId);
+assert.ok((await client.flowControl.getGlobalParallelism()).parallelismMax > 0);
+ok("flow control: parallelism and rate per key, pause and resume, echoed in the message");
+
+// 4. The official Receiver accepts the tokens the local QStash signs, and refuses a tampered body.
 const receiver = new Receiver(KEYS);
 const verdicts = [];
 const server = http.createServer((req, res) => {

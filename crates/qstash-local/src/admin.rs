@@ -7,8 +7,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use crate::engine::{Engine, Publish, PublishAnswer, check_name, is_url, new_queue, next_fire};
+use crate::engine::{
+    Engine, Publish, PublishAnswer, check_name, ensure_queue, is_url, new_queue, next_fire,
+};
 use crate::error::ApiError;
+use crate::filter::{Fields, Filter};
 use crate::options::{Options, check_url};
 use crate::record::MessageKind;
 use crate::state::{Dead, Endpoint, Msg, Schedule, Task, UrlGroup};
@@ -45,7 +48,9 @@ pub(crate) fn message_json(msg: &Msg) -> Value {
     insert_some(&mut object, "endpointName", msg.endpoint_name.clone());
     insert_some(&mut object, "queueName", msg.queue.clone());
     insert_some(&mut object, "scheduleId", msg.schedule_id.clone());
+    // The Python client reads `callerIP`, the TypeScript client's type says `callerIp`.
     insert_some(&mut object, "callerIP", msg.caller_ip.clone());
+    insert_some(&mut object, "callerIp", msg.caller_ip.clone());
     insert_some(
         &mut object,
         "callback",
@@ -64,9 +69,17 @@ pub(crate) fn message_json(msg: &Msg) -> Value {
             .as_ref()
             .map(|e| e.as_str().to_owned()),
     );
-    if let Some(label) = &msg.label {
-        object.insert("label".into(), label.clone().into());
-        object.insert("labels".into(), json!([label]));
+    if let Some(first) = msg.labels.first() {
+        object.insert("label".into(), first.clone().into());
+        object.insert("labels".into(), json!(msg.labels));
+    }
+    if let Some(flow) = &msg.flow {
+        object.insert("flowControlKey".into(), flow.key.clone().into());
+        insert_some(&mut object, "parallelism", flow.parallelism);
+        insert_some(&mut object, "rate", flow.rate);
+        if flow.rate.is_some() {
+            object.insert("period".into(), flow.period.as_secs().into());
+        }
     }
     Value::Object(object)
 }
@@ -81,6 +94,44 @@ fn dead_json(dead: &Dead) -> Value {
         body_fields(object, &dead.body, "responseBody", "responseBodyBase64");
     }
     value
+}
+
+/// What a dead letter shows to a filter.
+fn dead_fields(dead: &Dead) -> Fields<'_> {
+    let msg = &dead.msg;
+    Fields {
+        message_id: &msg.id,
+        url: &msg.url,
+        topic: msg.topic.as_deref(),
+        schedule: msg.schedule_id.as_deref(),
+        queue: msg.queue.as_deref(),
+        caller_ip: msg.caller_ip.as_deref(),
+        labels: &msg.labels,
+        flow_key: msg.flow.as_ref().map(|f| f.key.as_str()),
+        state: None,
+        response_status: dead.status,
+        time_ms: msg.created_ms,
+    }
+}
+
+/// 412 when schedules publish to URL group `group`, naming them.
+fn schedules_using(state: &crate::state::State, group: &str) -> Result<(), ApiError> {
+    let ids: Vec<&str> = state
+        .schedules
+        .values()
+        .filter(|s| s.destination == group)
+        .map(|s| s.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        http::StatusCode::PRECONDITION_FAILED,
+        format!(
+            "url group {group} is the destination of schedule(s) {}: delete them first",
+            ids.join(", ")
+        ),
+    ))
 }
 
 fn queue_json(name: &str, queue: &crate::state::Queue) -> Value {
@@ -125,6 +176,9 @@ fn schedule_json(schedule: &Schedule) -> Value {
     insert_some(&mut object, "queueName", schedule.queue.clone());
     insert_some(&mut object, "callerIP", schedule.caller_ip.clone());
     insert_some(&mut object, "lastScheduleTime", schedule.last_ms);
+    if schedule.skipped > 0 {
+        object.insert("skippedFires".into(), schedule.skipped.into());
+    }
     insert_some(
         &mut object,
         "nextScheduleTime",
@@ -139,6 +193,10 @@ fn schedule_json(schedule: &Schedule) -> Value {
             object.insert("delay".into(), options.delay.as_secs().into());
         }
         insert_some(&mut object, "timeout", s.timeout.map(|t| t.as_secs()));
+        if let Some(first) = options.labels.first() {
+            object.insert("label".into(), first.clone().into());
+            object.insert("labels".into(), json!(options.labels));
+        }
         insert_some(&mut object, "callback", options.callback.map(|c| c.url));
         insert_some(
             &mut object,
@@ -184,14 +242,22 @@ impl Engine {
             .ok_or_else(|| ApiError::not_found(format!("message {id} not found")))
     }
 
-    /// `GET /v2/dlq`: newest first, `count` from `cursor` (an offset).
-    pub(crate) fn dlq_view(&self, ids: &[String], cursor: usize, count: usize) -> Value {
+    /// `GET /v2/dlq`: newest first, `count` from `cursor` (an offset), the dead letters with
+    /// one of `ids` (when given) that pass `filter`.
+    pub(crate) fn dlq_view(
+        &self,
+        ids: &[String],
+        filter: &Filter,
+        cursor: usize,
+        count: usize,
+    ) -> Value {
         let state = self.lock();
         let matching: Vec<&Dead> = state
             .dlq
             .iter()
             .rev()
             .filter(|d| ids.is_empty() || ids.contains(&d.dlq_id))
+            .filter(|d| filter.matches(&dead_fields(d)))
             .collect();
         let page: Vec<Value> = matching
             .iter()
@@ -225,6 +291,30 @@ impl Engine {
             .count()
     }
 
+    /// The ids of up to `count` dead letters, oldest first from `cursor` (an offset), that
+    /// pass `filter`, and the cursor of the next page (`None` at the end).
+    pub(crate) fn dlq_select(
+        &self,
+        filter: &Filter,
+        cursor: usize,
+        count: usize,
+    ) -> (Vec<String>, Option<usize>) {
+        let state = self.lock();
+        let matching: Vec<&Dead> = state
+            .dlq
+            .iter()
+            .filter(|d| filter.matches(&dead_fields(d)))
+            .collect();
+        let ids = matching
+            .iter()
+            .skip(cursor)
+            .take(count)
+            .map(|d| d.dlq_id.clone())
+            .collect();
+        let next = (cursor + count < matching.len()).then_some(cursor + count);
+        (ids, next)
+    }
+
     /// Publishes dead letters again as new messages, removing them from the DLQ.
     pub(crate) fn dlq_retry(&self, ids: &[String]) -> Result<Vec<String>, ApiError> {
         let now = self.now_ms();
@@ -236,6 +326,22 @@ impl Engine {
             return Err(ApiError::not_found(format!(
                 "dlq message {missing} not found"
             )));
+        }
+        let limits = self.config().limits;
+        // A queue deleted since comes back, as an enqueue creates it (before anything moves,
+        // so a refusal loses nothing).
+        let missing: std::collections::BTreeSet<String> = state
+            .dlq
+            .iter()
+            .filter(|d| ids.contains(&d.dlq_id))
+            .filter_map(|d| d.msg.queue.clone())
+            .filter(|q| !state.queues.contains_key(q))
+            .collect();
+        if state.queues.len() + missing.len() > limits.queues {
+            return Err(ApiError::full("queues", limits.queues, "queues"));
+        }
+        for queue in missing {
+            ensure_queue(&mut state, &queue, limits.queues, now)?;
         }
         let mut created = Vec::with_capacity(ids.len());
         for id in ids {
@@ -258,13 +364,119 @@ impl Engine {
         Ok(created)
     }
 
+    // ---- flow control ----
+
+    /// `GET /v2/flowControl/{key}`.
+    pub(crate) fn flow_view(&self, key: &str) -> Result<Value, ApiError> {
+        let now = self.now_ms();
+        self.lock()
+            .flows
+            .get(key)
+            .map(|f| f.json(key, now))
+            .ok_or_else(|| ApiError::not_found(format!("flow-control key {key} not found")))
+    }
+
+    /// `GET /v2/flowControl`: every key.
+    pub(crate) fn flows_view(&self) -> Value {
+        let now = self.now_ms();
+        let state = self.lock();
+        Value::Array(state.flows.iter().map(|(k, f)| f.json(k, now)).collect())
+    }
+
+    /// `GET /v2/globalParallelism`.
+    pub(crate) fn global_parallelism_view(&self) -> Value {
+        json!({
+            "parallelismMax": self.config().limits.in_flight,
+            "parallelismCount": self.lock().in_flight,
+        })
+    }
+
+    /// `POST /v2/flowControl/{key}/{action}`: pause, resume, pin, unpin, resetRate.
+    pub(crate) fn flow_action(
+        &self,
+        key: &str,
+        action: &str,
+        query: &[(String, String)],
+    ) -> Result<(), ApiError> {
+        let now = self.now_ms();
+        let mut state = self.lock();
+        if !state.flows.contains_key(key) {
+            return Err(ApiError::not_found(format!(
+                "flow-control key {key} not found"
+            )));
+        }
+        let number = |name: &str| -> Result<Option<u64>, ApiError> {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| ApiError::bad_request(format!("invalid {name} {v:?}")))
+                })
+                .transpose()
+        };
+        let flag = |name: &str| query.iter().any(|(k, v)| k == name && v == "true");
+        match action {
+            "pause" | "resume" => {
+                state.flow_pause(key, action == "pause", now);
+            }
+            "pin" => {
+                let (parallelism, rate, period) =
+                    (number("parallelism")?, number("rate")?, number("period")?);
+                if let Some(flow) = state.flows.get_mut(key) {
+                    if let Some(p) = parallelism {
+                        flow.parallelism = Some(usize::try_from(p).unwrap_or(usize::MAX));
+                        flow.pinned_parallelism = true;
+                    }
+                    if rate.is_some() || period.is_some() {
+                        if let Some(r) = rate {
+                            flow.rate = Some(u32::try_from(r).unwrap_or(u32::MAX));
+                        }
+                        if let Some(p) = period {
+                            flow.period_ms = p.saturating_mul(1000);
+                        }
+                        flow.pinned_rate = true;
+                    }
+                }
+                state.flow_wake(key, now);
+            }
+            "unpin" => {
+                if let Some(flow) = state.flows.get_mut(key) {
+                    if flag("parallelism") {
+                        flow.pinned_parallelism = false;
+                    }
+                    if flag("rate") {
+                        flow.pinned_rate = false;
+                    }
+                }
+            }
+            "resetRate" => {
+                if let Some(flow) = state.flows.get_mut(key) {
+                    flow.window_start_ms = now;
+                    flow.window_count = 0;
+                }
+                state.flow_wake(key, now);
+            }
+            other => {
+                return Err(ApiError::not_found(format!(
+                    "no flow-control action {other:?} (pause, resume, pin, unpin, resetRate)"
+                )));
+            }
+        }
+        drop(state);
+        self.wake();
+        Ok(())
+    }
+
     // ---- queues ----
 
     /// Creates or updates queue `name` with `parallelism` (at least 1).
     ///
     /// # Errors
     ///
-    /// 400 for a bad name, 429 past [`Limits::queues`](crate::Limits).
+    /// 400 for a bad name or a parallelism of 0, 412 past [`Limits::queues`](crate::Limits).
     pub fn upsert_queue(
         &self,
         name: &str,
@@ -272,10 +484,16 @@ impl Engine {
         paused: bool,
     ) -> Result<(), ApiError> {
         check_name(name, "queue name")?;
+        if parallelism == 0 {
+            return Err(ApiError::bad_request(
+                "invalid parallelism 0: a queue delivers at least 1 message at a time",
+            ));
+        }
         let now = self.now_ms();
         let mut state = self.lock();
-        if !state.queues.contains_key(name) && state.queues.len() >= self.config().limits.queues {
-            return Err(ApiError::full("queues"));
+        let limit = self.config().limits.queues;
+        if !state.queues.contains_key(name) && state.queues.len() >= limit {
+            return Err(ApiError::full("queues", limit, "queues"));
         }
         let queue = state
             .queues
@@ -311,17 +529,23 @@ impl Engine {
             .ok_or_else(|| ApiError::not_found(format!("queue {name} not found")))
     }
 
-    pub(crate) fn queue_delete(&self, name: &str) -> Result<(), ApiError> {
-        let mut state = self.lock();
-        let queue = state
-            .queues
-            .remove(name)
-            .ok_or_else(|| ApiError::not_found(format!("queue {name} not found")))?;
-        // Its waiting messages are cancelled with it.
-        for id in queue.waiting {
-            state.remove_message(&id);
+    /// Deletes a queue and cancels its messages: waiting, in a retry's backoff, or (when
+    /// their attempt ends) under way. Returns how many were cancelled.
+    pub(crate) fn queue_delete(&self, name: &str) -> Result<usize, ApiError> {
+        let state = self.lock();
+        if !state.queues.contains_key(name) {
+            return Err(ApiError::not_found(format!("queue {name} not found")));
         }
-        Ok(())
+        let ids: Vec<String> = state
+            .messages
+            .values()
+            .filter(|m| m.queue.as_deref() == Some(name) && !m.cancelled)
+            .map(|m| m.id.clone())
+            .collect();
+        drop(state);
+        let cancelled = self.cancel(Some(&ids));
+        self.lock().queues.remove(name);
+        Ok(cancelled)
     }
 
     pub(crate) fn queue_pause(&self, name: &str, paused: bool) -> Result<(), ApiError> {
@@ -346,7 +570,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// 400 for a bad group name or URL, 429 past the limits.
+    /// 400 for a bad group name or URL, 412 past the limits.
     pub fn add_endpoints(
         &self,
         group: &str,
@@ -360,7 +584,11 @@ impl Engine {
         let now = self.now_ms();
         let mut state = self.lock();
         if !state.groups.contains_key(group) && state.groups.len() >= limits.url_groups {
-            return Err(ApiError::full("url groups"));
+            return Err(ApiError::full(
+                "url groups",
+                limits.url_groups,
+                "url_groups",
+            ));
         }
         let entry = state
             .groups
@@ -381,7 +609,11 @@ impl Engine {
         }
         if entry.endpoints.len() > limits.endpoints_per_group {
             entry.endpoints.truncate(limits.endpoints_per_group);
-            return Err(ApiError::full("endpoints in this url group"));
+            return Err(ApiError::full(
+                "endpoints in a url group",
+                limits.endpoints_per_group,
+                "endpoints_per_group",
+            ));
         }
         entry.updated_ms = now;
         Ok(())
@@ -397,17 +629,26 @@ impl Engine {
         let mut state = self.lock();
         let entry = state
             .groups
-            .get_mut(group)
+            .get(group)
             .ok_or_else(|| ApiError::not_found(format!("url group {group} not found")))?;
-        entry.endpoints.retain(|e| {
-            !endpoints.iter().any(|(name, url)| {
-                url.as_ref().is_some_and(|u| *u == e.url)
-                    || name.as_ref().is_some_and(|n| Some(n) == e.name.as_ref())
+        let kept: Vec<Endpoint> = entry
+            .endpoints
+            .iter()
+            .filter(|e| {
+                !endpoints.iter().any(|(name, url)| {
+                    url.as_ref().is_some_and(|u| *u == e.url)
+                        || name.as_ref().is_some_and(|n| Some(n) == e.name.as_ref())
+                })
             })
-        });
-        entry.updated_ms = now;
-        if entry.endpoints.is_empty() {
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            // An emptied group is deleted, which its schedules would not survive.
+            schedules_using(&state, group)?;
             state.groups.remove(group);
+        } else if let Some(entry) = state.groups.get_mut(group) {
+            entry.endpoints = kept;
+            entry.updated_ms = now;
         }
         Ok(())
     }
@@ -426,12 +667,15 @@ impl Engine {
             .ok_or_else(|| ApiError::not_found(format!("url group {name} not found")))
     }
 
+    /// Deletes a URL group, unless a schedule publishes to it (412 naming the schedules).
     pub(crate) fn group_delete(&self, name: &str) -> Result<(), ApiError> {
-        self.lock()
-            .groups
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| ApiError::not_found(format!("url group {name} not found")))
+        let mut state = self.lock();
+        if !state.groups.contains_key(name) {
+            return Err(ApiError::not_found(format!("url group {name} not found")));
+        }
+        schedules_using(&state, name)?;
+        state.groups.remove(name);
+        Ok(())
     }
 
     // ---- schedules ----
@@ -442,7 +686,7 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// 400 for a missing or bad cron expression, header or destination; 429 past
+    /// 400 for a missing or bad cron expression, header or destination; 412 past
     /// [`Limits::schedules`](crate::Limits).
     pub fn create_schedule(
         &self,
@@ -465,6 +709,9 @@ impl Engine {
         } else {
             check_name(destination, "destination")?;
         }
+        if let Some(queue) = &options.queue_name {
+            check_name(queue, "queue name")?;
+        }
         let id = match &options.schedule_id {
             Some(id) => {
                 check_name(id, "schedule id")?;
@@ -474,15 +721,21 @@ impl Engine {
         };
         let now = self.now_ms();
         let mut state = self.lock();
+        if !is_url(destination) && !state.groups.contains_key(destination) {
+            return Err(ApiError::not_found(format!(
+                "url group {destination} not found"
+            )));
+        }
+        let limit = self.config().limits.schedules;
+        if !state.schedules.contains_key(&id) && state.schedules.len() >= limit {
+            return Err(ApiError::full("schedules", limit, "schedules"));
+        }
         let created_ms = match state.schedules.remove(&id) {
             Some(old) => {
                 if let Some(key) = old.due {
                     state.timeline.remove(&key);
                 }
                 old.created_ms
-            }
-            None if state.schedules.len() >= self.config().limits.schedules => {
-                return Err(ApiError::full("schedules"));
             }
             None => now,
         };
@@ -503,6 +756,7 @@ impl Engine {
                 paused: false,
                 due,
                 last_ms: None,
+                skipped: 0,
             },
         );
         drop(state);
@@ -560,17 +814,25 @@ impl Engine {
         Ok(())
     }
 
-    /// Publishes a batch: each element is published on its own; the first refusal stops it.
+    /// Publishes a batch: each element on its own, with its own result (a refused element
+    /// refuses nothing else).
+    ///
+    /// # Errors
+    ///
+    /// 400 past [`Limits::batch`](crate::Limits) elements (nothing is published).
     pub(crate) fn publish_batch(
         &self,
-        messages: Vec<Publish>,
-    ) -> Result<Vec<PublishAnswer>, ApiError> {
-        if messages.len() > self.config().limits.batch {
+        messages: Vec<Result<Publish, ApiError>>,
+    ) -> Result<Vec<Result<PublishAnswer, ApiError>>, ApiError> {
+        let limit = self.config().limits.batch;
+        if messages.len() > limit {
             return Err(ApiError::bad_request(format!(
-                "a batch holds at most {} messages",
-                self.config().limits.batch
+                "a batch holds at most {limit} messages (its limit Limits::batch)"
             )));
         }
-        messages.into_iter().map(|m| self.publish(m)).collect()
+        Ok(messages
+            .into_iter()
+            .map(|m| m.and_then(|m| self.publish(m)))
+            .collect())
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::config::MAX_BODY_BYTES;
 use crate::engine::{Engine, Publish, PublishAnswer, Published};
 use crate::error::ApiError;
+use crate::filter::{Endpoint, Fields, Filter};
 
 /// The axum router answering QStash's API for `engine`. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so deliveries carry the publisher's
@@ -81,22 +82,30 @@ fn authorized(engine: &Engine, headers: &HeaderMap, query: &Query) -> bool {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        })
         .map(str::trim);
     bearer == Some(token) || query.get("qstash_token") == Some(token)
 }
 
-async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, ApiError> {
+async fn read_body(body: Body, headers: &HeaderMap, batch: bool) -> Result<Bytes, ApiError> {
+    let too_large = if batch {
+        ApiError::batch_too_large
+    } else {
+        ApiError::too_large
+    };
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::too_large());
+        return Err(too_large());
     }
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::too_large())
+        .map_err(|_| too_large())
 }
 
 fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -114,6 +123,15 @@ fn destination(rest: &str, raw_query: Option<&str>) -> String {
             .next()
             .map(|(_, v)| v.into_owned())
             .unwrap_or(rest);
+    }
+    // Schemes are case-insensitive: `HTTP://` is a URL, written in lower case.
+    for scheme in ["http:", "https:"] {
+        if rest.len() >= scheme.len()
+            && rest.is_char_boundary(scheme.len())
+            && rest[..scheme.len()].eq_ignore_ascii_case(scheme)
+        {
+            rest = format!("{scheme}{}", &rest[scheme.len()..]);
+        }
     }
     // A proxy may have merged the double slash.
     for scheme in ["http:", "https:"] {
@@ -240,6 +258,17 @@ async fn route(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    if parts.method == Method::OPTIONS {
+        // A preflight carries no token; it learns the methods and nothing else.
+        return Ok((
+            StatusCode::NO_CONTENT,
+            [(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+            )],
+        )
+            .into_response());
+    }
     let raw_query = parts.uri.query().map(str::to_owned);
     let query = Query::parse(raw_query.as_deref());
     if !authorized(engine, &parts.headers, &query) {
@@ -253,7 +282,7 @@ async fn route(
     let resource = resource.to_ascii_lowercase();
     let method = parts.method.clone();
     let headers = parts.headers;
-    let body = read_body(body, &headers).await?;
+    let body = read_body(body, &headers, resource == "batch").await?;
     match (resource.as_str(), &method) {
         ("publish", &Method::POST) => {
             let answer = engine.publish(Publish {
@@ -279,23 +308,21 @@ async fn route(
             Ok(json_answer(publish_status(&answer), &answer_json(&answer)))
         }
         ("batch", &Method::POST) => {
-            let items: Vec<BatchItem> = parse_json(&body)?;
-            let mut messages = Vec::with_capacity(items.len());
-            for item in items {
-                let item_headers = item.headers.as_ref().map(header_map).transpose()?;
-                messages.push(Publish {
-                    destination: item.destination,
-                    headers: item_headers.unwrap_or_default(),
-                    body: Bytes::from(item.body.unwrap_or_default()),
-                    queue: item.queue.filter(|q| !q.is_empty()),
-                    caller_ip: caller_ip.clone(),
-                });
-            }
+            let items: Vec<Value> = parse_json(&body)?;
+            let messages = items
+                .into_iter()
+                .map(|item| batch_item(item, caller_ip.clone()))
+                .collect();
             let answers = engine.publish_batch(messages)?;
-            Ok(json_answer(
-                StatusCode::CREATED,
-                &Value::Array(answers.iter().map(answer_json).collect()),
-            ))
+            // Each element its own result: the message(s), or `{"error": ...}`.
+            let results = answers
+                .iter()
+                .map(|answer| match answer {
+                    Ok(answer) => answer_json(answer),
+                    Err(error) => json!({ "error": error.message() }),
+                })
+                .collect();
+            Ok(json_answer(StatusCode::CREATED, &Value::Array(results)))
         }
         ("messages", _) => messages(engine, &method, tail, &query, &body),
         ("dlq", _) => dlq(engine, &method, tail, &query, &body),
@@ -314,13 +341,49 @@ async fn route(
             let (current, next) = engine.config().signing_keys();
             Ok(ok(&json!({ "current": current, "next": next })))
         }
-        ("events" | "logs", &Method::GET) => Ok(ok(&events(engine, &query))),
+        ("events" | "logs", &Method::GET) => Ok(ok(&events(engine, &query)?)),
+        ("globalparallelism", &Method::GET) => Ok(ok(&engine.global_parallelism_view())),
+        ("flowcontrol", _) => flow_control(engine, &method, tail, &query),
         ("console", &Method::GET) => Ok(ok(&crate::console::view(
             engine,
             tail,
             raw_query.as_deref(),
         )?)),
         _ => Err(ApiError::not_found(format!("no route {method} {path}"))),
+    }
+}
+
+/// One batch element: a message to publish, or why it cannot be.
+fn batch_item(item: Value, caller_ip: Option<String>) -> Result<Publish, ApiError> {
+    let item: BatchItem = serde_json::from_value(item)
+        .map_err(|e| ApiError::bad_request(format!("invalid batch element: {e}")))?;
+    let headers = item.headers.as_ref().map(header_map).transpose()?;
+    Ok(Publish {
+        destination: destination(&item.destination, None),
+        headers: headers.unwrap_or_default(),
+        body: Bytes::from(item.body.unwrap_or_default()),
+        queue: item.queue.filter(|q| !q.is_empty()),
+        caller_ip,
+    })
+}
+
+/// `count` (1 to 1,000) or `default`.
+fn count_of(query: &Query, default: usize) -> Result<usize, ApiError> {
+    query.get("count").map_or(Ok(default), |c| {
+        c.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::bad_request(format!("invalid count {c:?} (1 to 1000)")))
+    })
+}
+
+/// `cursor` (an offset, as this server writes it) or 0.
+fn cursor_of(query: &Query) -> Result<usize, ApiError> {
+    match query.get("cursor") {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid cursor {c:?}"))),
     }
 }
 
@@ -355,8 +418,19 @@ fn messages(
             Ok(json_answer(StatusCode::OK, &json!({ "cancelled": 1 })))
         }
         (&Method::DELETE, "") => {
-            let ids = ids_from(query, body, "messageIds")?;
-            let cancelled = engine.cancel(ids.as_deref());
+            let filter = Filter::parse(&query.0, Endpoint::Cancel)?;
+            let ids = match ids_from(query, body, "messageIds")? {
+                Some(ids) if !filter.is_empty() => engine
+                    .select(&filter, usize::MAX)
+                    .into_iter()
+                    .filter(|id| ids.contains(id))
+                    .collect(),
+                Some(ids) => ids,
+                // A filter, `count` alone (the TypeScript client's `all`), or nothing at all
+                // (the Python client's `cancel_all`).
+                None => engine.select(&filter, count_of(query, usize::MAX)?),
+            };
+            let cancelled = engine.cancel(Some(&ids));
             Ok(ok(&json!({ "cancelled": cancelled })))
         }
         _ => Err(ApiError::not_found("no such messages route")),
@@ -372,28 +446,27 @@ fn dlq(
 ) -> Result<Response, ApiError> {
     match (method, tail) {
         (&Method::GET, "") => {
-            let cursor = query
-                .get("cursor")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            let count = query
-                .get("count")
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(100usize)
-                .clamp(1, 1000);
-            Ok(ok(&engine.dlq_view(&query.all("dlqIds"), cursor, count)))
+            let filter = Filter::parse(&query.0, Endpoint::Dlq)?;
+            let (cursor, count) = (cursor_of(query)?, count_of(query, 100)?);
+            Ok(ok(&engine.dlq_view(
+                &query.all("dlqIds"),
+                &filter,
+                cursor,
+                count,
+            )))
         }
         (&Method::POST, "retry") => {
-            let ids = ids_from(query, body, "dlqIds")?.unwrap_or_default();
+            let (ids, next) = dlq_targets(engine, query, body)?;
             let created = engine.dlq_retry(&ids)?;
             let responses: Vec<Value> = created
                 .iter()
                 .map(|id| json!({ "messageId": id }))
                 .collect();
-            Ok(json_answer(
-                StatusCode::CREATED,
-                &json!({ "responses": responses }),
-            ))
+            let mut answer = json!({ "responses": responses });
+            if let Some(next) = next {
+                answer["cursor"] = Value::from(next.to_string());
+            }
+            Ok(json_answer(StatusCode::CREATED, &answer))
         }
         (&Method::POST, tail) if tail.starts_with("retry/") => {
             let id = tail.trim_start_matches("retry/").to_owned();
@@ -406,8 +479,12 @@ fn dlq(
         }
         (&Method::GET, id) => Ok(ok(&engine.dead_view(id)?)),
         (&Method::DELETE, "") => {
-            let ids = ids_from(query, body, "dlqIds")?.unwrap_or_default();
-            Ok(ok(&json!({ "deleted": engine.dlq_delete(&ids) })))
+            let (ids, next) = dlq_targets(engine, query, body)?;
+            let mut answer = json!({ "deleted": engine.dlq_delete(&ids) });
+            if let Some(next) = next {
+                answer["cursor"] = Value::from(next.to_string());
+            }
+            Ok(ok(&answer))
         }
         (&Method::DELETE, id) => {
             if engine.dlq_delete(&[id.to_owned()]) == 0 {
@@ -416,6 +493,48 @@ fn dlq(
             Ok(ok(&json!({ "deleted": 1 })))
         }
         _ => Err(ApiError::not_found("no such dlq route")),
+    }
+}
+
+/// The dead letters a bulk DLQ action applies to: `dlqIds` (query or body), or the page of
+/// `count` (default 100) from `cursor` that passes the filters (none: all), with the next
+/// page's cursor. With dlqIds and filters, a moved cursor would skip letters, so the ids
+/// are taken as they are.
+fn dlq_targets(
+    engine: &Engine,
+    query: &Query,
+    body: &[u8],
+) -> Result<(Vec<String>, Option<usize>), ApiError> {
+    let filter = Filter::parse(&query.0, Endpoint::Dlq)?;
+    if let Some(ids) = ids_from(query, body, "dlqIds")? {
+        if !filter.is_empty() {
+            return Err(ApiError::bad_request(
+                "use either dlqIds or filters, not both",
+            ));
+        }
+        return Ok((ids, None));
+    }
+    let (cursor, count) = (cursor_of(query)?, count_of(query, 100)?);
+    // An action moves what it acts on out of the list: the next page starts where this
+    // one did.
+    let (ids, next) = engine.dlq_select(&filter, cursor, count);
+    Ok((ids, next.map(|_| cursor)))
+}
+
+fn flow_control(
+    engine: &Engine,
+    method: &Method,
+    tail: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    match (method, tail.split_once('/')) {
+        (&Method::GET, None) if tail.is_empty() => Ok(ok(&engine.flows_view())),
+        (&Method::GET, None) => Ok(ok(&engine.flow_view(tail)?)),
+        (&Method::POST, Some((key, action))) => {
+            engine.flow_action(key, action, &query.0)?;
+            Ok(ok(&json!({})))
+        }
+        _ => Err(ApiError::not_found("no such flowControl route")),
     }
 }
 
@@ -517,40 +636,26 @@ fn topics(engine: &Engine, method: &Method, tail: &str, body: &[u8]) -> Result<R
     }
 }
 
-fn events(engine: &Engine, query: &Query) -> Value {
-    let filters = [
-        ("messageId", query.get("messageId")),
-        ("state", query.get("state")),
-        ("url", query.get("url")),
-        ("topicName", query.get("topicName")),
-        ("scheduleId", query.get("scheduleId")),
-        ("queueName", query.get("queueName")),
-    ];
-    let cursor: usize = query
-        .get("cursor")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let count: usize = query
-        .get("count")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100)
-        .clamp(1, 1000);
+fn events(engine: &Engine, query: &Query) -> Result<Value, ApiError> {
+    let filter = Filter::parse(&query.0, Endpoint::Logs)?;
+    let (cursor, count) = (cursor_of(query)?, count_of(query, 100)?);
     let all = engine.events();
     let matching: Vec<Value> = all
         .iter()
         .rev()
         .filter(|e| {
-            filters.iter().all(|(name, want)| {
-                let Some(want) = want else { return true };
-                let got = match *name {
-                    "messageId" => Some(e.message_id.as_str()),
-                    "state" => Some(e.state.as_str()),
-                    "url" => Some(e.url.as_str()),
-                    "topicName" => e.topic_name.as_deref(),
-                    "scheduleId" => e.schedule_id.as_deref(),
-                    _ => e.queue_name.as_deref(),
-                };
-                got == Some(*want)
+            filter.matches(&Fields {
+                message_id: &e.message_id,
+                url: &e.url,
+                topic: e.topic_name.as_deref(),
+                schedule: e.schedule_id.as_deref(),
+                queue: e.queue_name.as_deref(),
+                caller_ip: e.caller_ip.as_deref(),
+                labels: &e.labels,
+                flow_key: e.flow_control_key.as_deref(),
+                state: Some(e.state.as_str()),
+                response_status: e.response_status,
+                time_ms: e.time,
             })
         })
         .skip(cursor)
@@ -563,7 +668,7 @@ fn events(engine: &Engine, query: &Query) -> Value {
     if more {
         answer["cursor"] = Value::from((cursor + count).to_string());
     }
-    answer
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -15,17 +15,21 @@ pub const DEV_TOKEN: &str =
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The bounds on what the engine keeps in memory. Past a bound, the oldest record is dropped
-/// (DLQ, events, attempts, deduplication ids) or the publish is refused with 429 (messages,
-/// bytes, schedules, queues, URL groups).
+/// (DLQ, events, attempts, deduplication ids) or the request is refused with 412 and a
+/// message naming the bound (messages, bytes, schedules, queues, URL groups, endpoints).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
     /// Messages waiting or being delivered. Defaults to 100,000.
     pub messages: usize,
-    /// Bytes of message bodies held (waiting messages and the DLQ). Defaults to 256 MiB.
+    /// Bytes of message bodies held by messages waiting or being delivered. Defaults to
+    /// 256 MiB.
     pub stored_bytes: usize,
     /// Dead letters kept. Defaults to 10,000.
     pub dlq: usize,
+    /// Bytes of bodies (the message's and the last answer's) the dead letters may hold; the
+    /// oldest are dropped past it. Defaults to 64 MiB.
+    pub dlq_bytes: usize,
     /// Events kept. Defaults to 10,000.
     pub events: usize,
     /// Attempts kept for inspection. Defaults to 10,000.
@@ -40,10 +44,15 @@ pub struct Limits {
     pub queues: usize,
     /// URL groups. Defaults to 1,000.
     pub url_groups: usize,
+    /// Flow-control keys (idle ones are forgotten first). Defaults to 1,000.
+    pub flow_control_keys: usize,
     /// Endpoints per URL group. Defaults to 100.
     pub endpoints_per_group: usize,
     /// Deliveries under way at once. Defaults to 256.
     pub in_flight: usize,
+    /// Deliveries under way at once to one destination (scheme, host and port), so a
+    /// hanging endpoint cannot take every slot. Defaults to 64.
+    pub in_flight_per_destination: usize,
     /// Messages in one batch request. Defaults to 1,000.
     pub batch: usize,
 }
@@ -54,6 +63,7 @@ impl Default for Limits {
             messages: 100_000,
             stored_bytes: 256 << 20,
             dlq: 10_000,
+            dlq_bytes: 64 << 20,
             events: 10_000,
             attempts: 10_000,
             attempt_bytes: 64 << 20,
@@ -61,8 +71,10 @@ impl Default for Limits {
             schedules: 1_000,
             queues: 1_000,
             url_groups: 1_000,
+            flow_control_keys: 1_000,
             endpoints_per_group: 100,
             in_flight: 256,
+            in_flight_per_destination: 64,
             batch: 1_000,
         }
     }

@@ -130,7 +130,7 @@ struct Summary {
     message_id: String,
     first: Event,
     last: Event,
-    label: Option<String>,
+    labels: Vec<String>,
     next_delivery_time: Option<u64>,
 }
 
@@ -140,15 +140,15 @@ impl Summary {
             message_id: event.message_id.clone(),
             first: event.clone(),
             last: event.clone(),
-            label: event.label.clone(),
+            labels: event.labels.clone(),
             next_delivery_time: event.next_delivery_time,
         }
     }
 
     fn update(&mut self, event: &Event) {
         self.last = event.clone();
-        if event.label.is_some() {
-            self.label.clone_from(&event.label);
+        if !event.labels.is_empty() {
+            self.labels.clone_from(&event.labels);
         }
         match event.state {
             EventState::Created | EventState::Retry => {
@@ -164,7 +164,7 @@ impl Summary {
             && filter.destination.is_none_or(|d| self.last.url.contains(d))
             && filter
                 .label
-                .is_none_or(|l| self.label.as_deref() == Some(l))
+                .is_none_or(|l| self.labels.iter().any(|label| label == l))
             && filter
                 .queue
                 .is_none_or(|q| self.last.queue_name.as_deref() == Some(q))
@@ -250,7 +250,11 @@ fn summary_json(s: &Summary, known: &Known, attempts: &[Attempt]) -> Value {
     put(&mut object, "queueName", s.last.queue_name.clone());
     put(&mut object, "topicName", s.last.topic_name.clone());
     put(&mut object, "scheduleId", s.last.schedule_id.clone());
-    put(&mut object, "label", s.label.clone());
+    put(
+        &mut object,
+        "label",
+        (!s.labels.is_empty()).then(|| s.labels.join(", ")),
+    );
     put(&mut object, "nextDeliveryTime", s.next_delivery_time);
     put(&mut object, "dlqId", known.dlq.get(&s.message_id).cloned());
     Value::Object(object)
@@ -447,7 +451,13 @@ mod tests {
             endpoint_name: None,
             queue_name: (id == "b").then(|| "q".to_owned()),
             schedule_id: None,
-            label: (id == "a").then(|| "billing".to_owned()),
+            labels: if id == "a" {
+                vec!["billing".to_owned()]
+            } else {
+                Vec::new()
+            },
+            caller_ip: None,
+            flow_control_key: None,
             response_status: None,
             error: None,
             next_delivery_time: matches!(state, EventState::Created | EventState::Retry)

@@ -1,7 +1,7 @@
 //! [`Engine`]: publishes, delivers, retries, reports to callbacks, dead-letters, fires
 //! schedules, on a [`Clock`] it is given.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,7 +21,8 @@ use crate::clock::Clock;
 use crate::config::{Config, MAX_BODY_BYTES};
 use crate::duration::{answer_wait, wall_clock_ms};
 use crate::error::ApiError;
-use crate::options::{CallbackSpec, Options, Settings, canonical_name, check_url};
+use crate::filter::{Fields, Filter};
+use crate::options::{CallbackSpec, Options, Settings, canonical_name, check_url, is_framing};
 use crate::record::{
     Answer, Attempt, DeadLetter, Event, EventState, MessageKind, RetryReason, Verdict,
 };
@@ -121,6 +122,8 @@ pub struct Engine {
     wake: Notify,
     settled: Notify,
     slots: Arc<Semaphore>,
+    /// A semaphore per destination origin, while deliveries to it are under way or waiting.
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -159,6 +162,7 @@ impl Engine {
             clock,
             client,
             state: Mutex::new(State::default()),
+            destinations: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             settled: Notify::new(),
         }))
@@ -207,7 +211,7 @@ impl Engine {
     /// # Errors
     ///
     /// 400 for a malformed header or destination, 404 for an unknown URL group, 413 for a
-    /// body over 1 MiB, 429 when a memory bound is reached.
+    /// body over 1 MiB, 412 when a bound of `Limits` is reached.
     pub fn publish(&self, publish: Publish) -> Result<PublishAnswer, ApiError> {
         self.publish_from(publish, None)
     }
@@ -265,20 +269,36 @@ impl Engine {
                 return Ok(answer_for(is_url, published));
             }
         }
-        if state.messages.len() + targets.len() > limits.messages
-            || state.stored_bytes + publish.body.len() * targets.len() > limits.stored_bytes
-        {
-            return Err(ApiError::full("messages"));
+        if state.messages.len() + targets.len() > limits.messages {
+            return Err(ApiError::full(
+                "messages waiting or being delivered",
+                limits.messages,
+                "messages",
+            ));
+        }
+        if state.stored_bytes + publish.body.len() * targets.len() > limits.stored_bytes {
+            return Err(ApiError::full(
+                "bytes of waiting messages' bodies",
+                limits.stored_bytes,
+                "stored_bytes",
+            ));
         }
         if let Some(queue) = &publish.queue {
             check_name(queue, "queue name")?;
-            if !state.queues.contains_key(queue) {
-                if state.queues.len() >= limits.queues {
-                    return Err(ApiError::full("queues"));
-                }
-                state.queues.insert(queue.clone(), new_queue(1, now));
-            }
+            ensure_queue(state, queue, limits.queues, now)?;
         }
+        if let Some(spec) = &options.flow {
+            if !state.flow_update(spec, limits.flow_control_keys) {
+                return Err(ApiError::full(
+                    "flow-control keys",
+                    limits.flow_control_keys,
+                    "flow_control_keys",
+                ));
+            }
+            // Its settings may have grown: waiting messages may go.
+            state.flow_wake(&spec.key, now);
+        }
+        let flow = options.flow.clone().map(Arc::new);
         let not_before = match options.not_before_secs {
             Some(secs) => secs.saturating_mul(1000),
             None => now.saturating_add(millis(options.delay)),
@@ -305,11 +325,13 @@ impl Engine {
                 not_before_ms: not_before,
                 retried: 0,
                 caller_ip: publish.caller_ip.clone(),
-                label: options.label.clone(),
+                labels: options.labels.clone(),
                 due: None,
                 in_flight: false,
                 cancelled: false,
                 holds_slot: false,
+                flow: flow.clone(),
+                holds_flow: false,
             };
             published.push(Published {
                 message_id: msg.id.clone(),
@@ -424,6 +446,12 @@ impl Engine {
             for task in due {
                 match task {
                     Task::Fire(id) => self.fire(&mut state, &id, now),
+                    Task::FlowWake(key) => {
+                        if let Some(flow) = state.flows.get_mut(&key) {
+                            flow.wake_due = None;
+                        }
+                        state.flow_wake(&key, now);
+                    }
                     Task::Deliver(id) => {
                         if let Some(job) = self.admit(&mut state, &id, now) {
                             jobs.push(job);
@@ -440,13 +468,44 @@ impl Engine {
     fn admit(&self, state: &mut State, id: &str, now: u64) -> Option<Job> {
         let msg = state.messages.get_mut(id)?;
         msg.due = None;
+        // Flow control first: a message waiting for its key holds no queue slot.
+        if let Some(key) = msg.flow.as_ref().map(|f| f.key.clone()) {
+            if !state.flow_enter(&key, id, now) {
+                if let Some(msg) = state.messages.get(id).cloned() {
+                    if let Some(msg) = state.messages.get_mut(id) {
+                        msg.holds_slot = false;
+                    }
+                    state.release_slot(&msg, now);
+                }
+                return None;
+            }
+        }
+        let msg = state.messages.get_mut(id)?;
         let mut queue_in_flight = None;
         if let Some(name) = msg.queue.clone() {
             let holds = msg.holds_slot;
-            let queue = state.queues.get_mut(&name)?;
+            // A queue deleted since cancels its messages; one still here gets it back rather
+            // than waiting forever.
+            let queue = state
+                .queues
+                .entry(name.clone())
+                .or_insert_with(|| new_queue(1, now));
+            if queue.paused {
+                // A retry that held its slot through its backoff waits like the rest.
+                if holds {
+                    queue.in_flight = queue.in_flight.saturating_sub(1);
+                }
+                queue.waiting.push_back(id.to_owned());
+                if let Some(msg) = state.messages.get_mut(id) {
+                    msg.holds_slot = false;
+                }
+                state.flow_leave(id, true, now);
+                return None;
+            }
             if !holds {
-                if queue.paused || queue.in_flight >= queue.parallelism {
+                if queue.in_flight >= queue.parallelism {
                     queue.waiting.push_back(id.to_owned());
+                    state.flow_leave(id, true, now);
                     return None;
                 }
                 queue.in_flight += 1;
@@ -488,6 +547,11 @@ impl Engine {
 
     /// Makes one attempt and decides what follows.
     async fn execute(self: Arc<Self>, job: Job) {
+        // The destination's slot first: deliveries waiting for a slow destination hold none
+        // of the global slots the others need.
+        let origin = origin_of(&job.url);
+        let destination = self.destination(&origin);
+        let destination_permit = destination.clone().acquire_owned().await.ok();
         let permit = self.slots.clone().acquire_owned().await.ok();
         let mut headers = job.settings.headers.clone();
         for (name, value) in &job.extra {
@@ -508,12 +572,41 @@ impl Engine {
         let timeout = job.settings.timeout.unwrap_or(self.config.default_timeout);
         let answer = self.send(&job, headers.clone(), timeout).await;
         drop(permit);
+        drop(destination_permit);
+        self.release_destination(&origin, destination);
         let attempt = self.complete(job, headers, answer);
         if let Some(observer) = &self.config.observer {
             observer(&attempt);
         }
         self.wake.notify_one();
         self.settled.notify_waiters();
+    }
+
+    /// The semaphore of deliveries to `origin`.
+    fn destination(&self, origin: &str) -> Arc<Semaphore> {
+        let mut map = self
+            .destinations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(origin.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.limits.in_flight_per_destination.max(1),
+                ))
+            })
+            .clone()
+    }
+
+    /// Forgets `origin`'s semaphore once nothing uses it (the map stays bounded).
+    fn release_destination(&self, origin: &str, semaphore: Arc<Semaphore>) {
+        let mut map = self
+            .destinations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(semaphore);
+        if map.get(origin).is_some_and(|s| Arc::strong_count(s) == 1) {
+            map.remove(origin);
+        }
     }
 
     async fn send(
@@ -554,6 +647,8 @@ impl Engine {
         let limits = self.config.limits;
         let mut state = self.lock();
         state.in_flight = state.in_flight.saturating_sub(1);
+        // The attempt is over: its flow-control slot goes to the next in line.
+        state.flow_leave(&job.id, false, now);
         let max_retries = job.settings.retries;
         let success = matches!(&answer, Ok(a) if a.status.is_success());
         let non_retryable = matches!(&answer, Ok(a) if is_non_retryable(a));
@@ -612,6 +707,18 @@ impl Engine {
                 state.event(limits.events, event);
             }
         }
+        // One callback per attempt, whatever its outcome (a cancelled message's aside).
+        let callback = (verdict != Verdict::Cancelled)
+            .then(|| state.messages.get(&job.id))
+            .flatten()
+            .and_then(|msg| {
+                let spec = msg.callback.clone()?;
+                let body = callback_body(msg, &attempt, None);
+                Some(self.callback_msg(msg, &spec, MessageKind::Callback, body, now))
+            });
+        if let Some(callback) = callback {
+            self.insert_message(&mut state, callback, now);
+        }
         match verdict {
             Verdict::Retry { after, .. } => {
                 let at = now.saturating_add(millis(after));
@@ -625,25 +732,19 @@ impl Engine {
                 }
             }
             Verdict::Cancelled => {
-                if let Some(msg) = state.remove_message(&job.id) {
+                if let Some(msg) = state.remove_message(&job.id, now) {
                     state.release_slot(&msg, now);
                 }
             }
             Verdict::Delivered => {
-                if let Some(msg) = state.remove_message(&job.id) {
+                if let Some(msg) = state.remove_message(&job.id, now) {
                     state.release_slot(&msg, now);
                     let event = State::msg_event(&msg, EventState::Delivered, now);
                     state.event(limits.events, event);
-                    if let Some(spec) = &msg.callback {
-                        let body = callback_body(&msg, &attempt, None);
-                        let callback =
-                            self.callback_msg(&msg, spec, MessageKind::Callback, body, now);
-                        self.insert_message(&mut state, callback, now);
-                    }
                 }
             }
             Verdict::NoRetriesLeft | Verdict::NonRetryable => {
-                if let Some(msg) = state.remove_message(&job.id) {
+                if let Some(msg) = state.remove_message(&job.id, now) {
                     state.release_slot(&msg, now);
                     let event = State::msg_event(&msg, EventState::Failed, now);
                     state.event(limits.events, event);
@@ -657,13 +758,14 @@ impl Engine {
                     let (status, headers, body) = match &attempt.answer {
                         Ok(a) => (
                             Some(a.status.as_u16()),
-                            header_lists(&a.headers),
+                            answer_header_lists(&a.headers),
                             a.body.clone(),
                         ),
                         Err(_) => (None, BTreeMap::new(), Bytes::new()),
                     };
                     state.push_dead(
                         limits.dlq,
+                        limits.dlq_bytes,
                         Dead {
                             dlq_id,
                             msg,
@@ -709,11 +811,13 @@ impl Engine {
             not_before_ms: now.saturating_add(millis(spec.delay)),
             retried: 0,
             caller_ip: msg.caller_ip.clone(),
-            label: None,
+            labels: Vec::new(),
             due: None,
             in_flight: false,
             cancelled: false,
             holds_slot: false,
+            flow: None,
+            holds_flow: false,
         }
     }
 
@@ -743,8 +847,13 @@ impl Engine {
                 schedule.due = Some(key);
             }
         }
-        // A schedule whose URL group was deleted, or that meets a full engine, skips a beat.
-        let _ = self.publish_in(state, publish, Some(id), now);
+        // A URL group cannot be deleted while a schedule publishes to it; a schedule that
+        // meets a full engine skips a beat, and its view counts it.
+        if self.publish_in(state, publish, Some(id), now).is_err() {
+            if let Some(schedule) = state.schedules.get_mut(id) {
+                schedule.skipped += 1;
+            }
+        }
     }
 
     // ---- inspection ----
@@ -787,6 +896,12 @@ impl Engine {
         ids
     }
 
+    /// Ids of the schedules.
+    #[must_use]
+    pub fn schedule_ids(&self) -> Vec<String> {
+        self.lock().schedules.keys().cloned().collect()
+    }
+
     /// When the next delivery, retry or schedule falls due (unix milliseconds).
     #[must_use]
     pub fn next_due_ms(&self) -> Option<u64> {
@@ -796,17 +911,48 @@ impl Engine {
     /// Cancels messages: the ids given, or all when `ids` is `None`. Returns how many.
     #[must_use]
     pub fn cancel(&self, ids: Option<&[String]>) -> usize {
-        let now = self.now_ms();
-        let mut state = self.lock();
         let ids: Vec<String> = match ids {
             Some(ids) => ids.to_vec(),
-            None => state
-                .messages
-                .values()
-                .filter(|m| m.kind == MessageKind::Message)
-                .map(|m| m.id.clone())
-                .collect(),
+            None => self.select(&Filter::default(), usize::MAX),
         };
+        self.cancel_ids(ids)
+    }
+
+    /// The ids of up to `count` messages (not callbacks, not cancelled) that pass `filter`,
+    /// oldest first.
+    pub(crate) fn select(&self, filter: &Filter, count: usize) -> Vec<String> {
+        let state = self.lock();
+        let mut matching: Vec<&Msg> = state
+            .messages
+            .values()
+            .filter(|m| m.kind == MessageKind::Message && !m.cancelled)
+            .filter(|m| {
+                filter.matches(&Fields {
+                    message_id: &m.id,
+                    url: &m.url,
+                    topic: m.topic.as_deref(),
+                    schedule: m.schedule_id.as_deref(),
+                    queue: m.queue.as_deref(),
+                    caller_ip: m.caller_ip.as_deref(),
+                    labels: &m.labels,
+                    flow_key: m.flow.as_ref().map(|f| f.key.as_str()),
+                    state: None,
+                    response_status: None,
+                    time_ms: m.created_ms,
+                })
+            })
+            .collect();
+        matching.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        matching
+            .into_iter()
+            .take(count)
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    fn cancel_ids(&self, ids: Vec<String>) -> usize {
+        let now = self.now_ms();
+        let mut state = self.lock();
         let mut cancelled = 0;
         for id in ids {
             let Some(msg) = state.messages.get_mut(&id) else {
@@ -824,7 +970,7 @@ impl Engine {
             state.event(self.config.limits.events, done);
             // One under way is dropped when its attempt ends.
             if !in_flight {
-                if let Some(msg) = state.remove_message(&id) {
+                if let Some(msg) = state.remove_message(&id, now) {
                     state.release_slot(&msg, now);
                 }
             }
@@ -838,7 +984,12 @@ impl Engine {
 
 /// Whether a destination is a URL rather than a URL group's name.
 pub(crate) fn is_url(destination: &str) -> bool {
-    destination.starts_with("http://") || destination.starts_with("https://")
+    let starts = |prefix: &str| {
+        destination
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    starts("http://") || starts("https://")
 }
 
 /// Names of URL groups, queues and schedules: 1 to 128 of `A-Z a-z 0-9 - _ .`.
@@ -940,12 +1091,45 @@ pub(crate) fn header_lists(headers: &HeaderMap) -> BTreeMap<String, Vec<String>>
     map
 }
 
+/// An answer's headers as `{Canonical-Name: [values]}`, less the framing and hop-by-hop ones
+/// (they described the connection to the destination, not the answer).
+pub(crate) fn answer_header_lists(headers: &HeaderMap) -> BTreeMap<String, Vec<String>> {
+    let mut kept = headers.clone();
+    for name in headers.keys() {
+        if is_framing(name.as_str()) {
+            kept.remove(name);
+        }
+    }
+    header_lists(&kept)
+}
+
+/// `scheme://host:port` of a URL: what deliveries share a concurrency bound by.
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.origin().ascii_serialization())
+}
+
+/// Creates queue `name` (parallelism 1) if it does not exist.
+pub(crate) fn ensure_queue(
+    state: &mut State,
+    name: &str,
+    limit: usize,
+    now: u64,
+) -> Result<(), ApiError> {
+    if !state.queues.contains_key(name) {
+        if state.queues.len() >= limit {
+            return Err(ApiError::full("queues", limit, "queues"));
+        }
+        state.queues.insert(name.to_owned(), new_queue(1, now));
+    }
+    Ok(())
+}
+
 /// The JSON body QStash POSTs to a callback: the attempt's answer and the source message.
 fn callback_body(msg: &Msg, attempt: &Attempt, dlq_id: Option<&str>) -> Vec<u8> {
     let (status, header, body) = match &attempt.answer {
         Ok(answer) => (
             answer.status.as_u16(),
-            header_lists(&answer.headers),
+            answer_header_lists(&answer.headers),
             STANDARD.encode(&answer.body),
         ),
         Err(_) => (0, BTreeMap::new(), String::new()),
@@ -971,13 +1155,16 @@ fn callback_body(msg: &Msg, attempt: &Attempt, dlq_id: Option<&str>) -> Vec<u8> 
             ("scheduleId", msg.schedule_id.as_deref()),
             ("callerIP", msg.caller_ip.as_deref()),
             ("queueName", msg.queue.as_deref()),
-            ("label", msg.label.as_deref()),
+            ("label", msg.labels.first().map(String::as_str)),
             ("dlqId", dlq_id),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
                 object.insert(name.to_owned(), serde_json::Value::from(value));
             }
+        }
+        if !msg.labels.is_empty() {
+            object.insert("labels".to_owned(), serde_json::json!(msg.labels));
         }
     }
     serde_json::to_vec(&json).unwrap_or_default()

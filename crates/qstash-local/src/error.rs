@@ -35,14 +35,23 @@ impl ApiError {
         )
     }
 
+    pub(crate) fn batch_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch request is larger than 1 MiB in total (all its messages' bodies and headers)",
+        )
+    }
+
     pub(crate) fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "invalid or missing token")
     }
 
-    pub(crate) fn full(what: &str) -> Self {
+    /// A capacity refusal: 412 (as QStash answers past a plan's limit, and not 429, which
+    /// the clients read as a rate limit), naming the limit.
+    pub(crate) fn full(what: &str, limit: usize, field: &str) -> Self {
         Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("the local QStash holds as many {what} as its limits allow"),
+            StatusCode::PRECONDITION_FAILED,
+            format!("the local QStash holds at most {limit} {what} (its limit Limits::{field})"),
         )
     }
 

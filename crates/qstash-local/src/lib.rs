@@ -11,6 +11,8 @@ mod duration;
 mod engine;
 mod error;
 mod expr;
+mod filter;
+mod flow;
 mod options;
 mod record;
 mod server;
@@ -25,4 +27,4 @@ pub use crate::options::MAX_RETRIES;
 pub use crate::record::{
     Answer, Attempt, DeadLetter, Event, EventState, MessageKind, RetryReason, Verdict,
 };
-pub use crate::server::{Builder, LocalQStash};
+pub use crate::server::{Builder, HEADER_READ_TIMEOUT, LocalQStash};

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::duration::parse_duration;
 use crate::expr::RetryDelay;
+use crate::flow::FlowSpec;
 
 /// The most retries a message may ask for.
 pub const MAX_RETRIES: u32 = 100;
@@ -42,10 +43,11 @@ pub(crate) struct Options {
     pub(crate) failure_callback: Option<CallbackSpec>,
     pub(crate) deduplication_id: Option<String>,
     pub(crate) content_based_deduplication: bool,
-    pub(crate) label: Option<String>,
+    pub(crate) labels: Vec<String>,
     pub(crate) cron: Option<String>,
     pub(crate) schedule_id: Option<String>,
     pub(crate) queue_name: Option<String>,
+    pub(crate) flow: Option<FlowSpec>,
 }
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, String> {
@@ -64,8 +66,71 @@ fn duration(headers: &HeaderMap, name: &str) -> Result<Option<Duration>, String>
         .transpose()
 }
 
-fn is_true(value: Option<&str>) -> bool {
-    value.is_some_and(|v| v.eq_ignore_ascii_case("true"))
+/// `true` or `false` (any case); anything else is refused rather than read as false.
+fn boolean(headers: &HeaderMap, name: &str) -> Result<bool, String> {
+    match text(headers, name)? {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v.is_empty() => Ok(false),
+        Some(v) => Err(format!("invalid {name}: {v:?} (true or false)")),
+    }
+}
+
+/// Headers that frame a message or a connection: a forwarded one would make the delivery lie
+/// about its body or its hop, so a publish carrying one is refused.
+const FRAMING_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Whether `name` (lower case) is a framing or hop-by-hop header.
+pub(crate) fn is_framing(name: &str) -> bool {
+    FRAMING_HEADERS.contains(&name)
+}
+
+/// The `Upstash-*` publish headers the local QStash reads.
+const KNOWN_HEADERS: &[&str] = &[
+    "upstash-method",
+    "upstash-delay",
+    "upstash-not-before",
+    "upstash-retries",
+    "upstash-retry-delay",
+    "upstash-timeout",
+    "upstash-callback",
+    "upstash-failure-callback",
+    "upstash-deduplication-id",
+    "upstash-content-based-deduplication",
+    "upstash-label",
+    "upstash-flow-control-key",
+    "upstash-flow-control-value",
+    "upstash-cron",
+    "upstash-schedule-id",
+    "upstash-queue-name",
+];
+
+/// The settings a callback takes after `upstash-callback-` or `upstash-failure-callback-`.
+const CALLBACK_SETTINGS: &[&str] = &["retries", "timeout", "delay", "method", "retry-delay"];
+
+/// Whether the local QStash reads `name` (lower case), or ignores it knowingly (telemetry).
+fn is_known(name: &str) -> bool {
+    if !name.starts_with("upstash-")
+        || KNOWN_HEADERS.contains(&name)
+        || name.starts_with("upstash-forward-")
+        || name.starts_with("upstash-telemetry-")
+    {
+        return true;
+    }
+    ["upstash-callback-", "upstash-failure-callback-"]
+        .iter()
+        .filter_map(|prefix| name.strip_prefix(prefix))
+        .any(|rest| CALLBACK_SETTINGS.contains(&rest) || rest.starts_with("forward-"))
 }
 
 /// `content-type` → `Content-Type`, as QStash writes header names.
@@ -94,8 +159,14 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
 }
 
 /// The settings under `prefix` (`upstash-` for the message, `upstash-callback-` and
-/// `upstash-failure-callback-` for the callbacks).
-fn settings(headers: &HeaderMap, prefix: &str, callback: bool) -> Result<Settings, String> {
+/// `upstash-failure-callback-` for the callbacks). A callback's retries default to the
+/// message's.
+fn settings(
+    headers: &HeaderMap,
+    prefix: &str,
+    callback: bool,
+    default_retries: u32,
+) -> Result<Settings, String> {
     let method = match text(headers, &format!("{prefix}method"))? {
         None => Method::POST,
         Some(m) => {
@@ -110,7 +181,7 @@ fn settings(headers: &HeaderMap, prefix: &str, callback: bool) -> Result<Setting
         }
     };
     let retries = match text(headers, &format!("{prefix}retries"))? {
-        None => qstash_receiver::retry::DEFAULT_RETRIES,
+        None => default_retries,
         Some(r) => r
             .parse::<u32>()
             .ok()
@@ -121,6 +192,9 @@ fn settings(headers: &HeaderMap, prefix: &str, callback: bool) -> Result<Setting
         .map(|e| RetryDelay::parse(e).map_err(|why| format!("invalid {prefix}retry-delay: {why}")))
         .transpose()?;
     let timeout = duration(headers, &format!("{prefix}timeout"))?;
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(format!("invalid {prefix}timeout: 0 (at least 1s)"));
+    }
     let forward = format!("{prefix}forward-");
     let mut delivered = HeaderMap::new();
     let mut header_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -128,6 +202,11 @@ fn settings(headers: &HeaderMap, prefix: &str, callback: bool) -> Result<Setting
         let Some(rest) = name.as_str().strip_prefix(forward.as_str()) else {
             continue;
         };
+        if is_framing(rest) {
+            return Err(format!(
+                "{name} is refused: {rest} frames the request, the local QStash sets it itself"
+            ));
+        }
         let Ok(target) = HeaderName::from_bytes(rest.as_bytes()) else {
             continue;
         };
@@ -155,7 +234,11 @@ fn settings(headers: &HeaderMap, prefix: &str, callback: bool) -> Result<Setting
     })
 }
 
-fn callback(headers: &HeaderMap, name: &str) -> Result<Option<CallbackSpec>, String> {
+fn callback(
+    headers: &HeaderMap,
+    name: &str,
+    default_retries: u32,
+) -> Result<Option<CallbackSpec>, String> {
     let Some(url) = text(headers, name)? else {
         return Ok(None);
     };
@@ -164,7 +247,7 @@ fn callback(headers: &HeaderMap, name: &str) -> Result<Option<CallbackSpec>, Str
     Ok(Some(CallbackSpec {
         url: url.to_owned(),
         delay: duration(headers, &format!("{prefix}delay"))?.unwrap_or_default(),
-        settings: settings(headers, &prefix, true)?,
+        settings: settings(headers, &prefix, true, default_retries)?,
     }))
 }
 
@@ -175,6 +258,14 @@ impl Options {
     ///
     /// A message naming the header, for a 400 answer.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Result<Self, String> {
+        // A header QStash reads and this server does not (workflows, redaction) is refused:
+        // ignoring it would do something else silently.
+        if let Some(name) = headers.keys().find(|n| !is_known(n.as_str())) {
+            return Err(format!(
+                "{} is not supported by the local QStash",
+                canonical_name(name.as_str())
+            ));
+        }
         let not_before_secs = text(headers, "upstash-not-before")?
             .map(|v| {
                 v.parse::<u64>()
@@ -187,22 +278,38 @@ impl Options {
         if deduplication_id.as_ref().is_some_and(|id| id.len() > 512) {
             return Err("Upstash-Deduplication-Id is longer than 512 bytes".to_owned());
         }
+        let settings = settings(
+            headers,
+            "upstash-",
+            false,
+            qstash_receiver::retry::DEFAULT_RETRIES,
+        )?;
+        let retries = settings.retries;
         Ok(Self {
-            settings: settings(headers, "upstash-", false)?,
+            settings,
             delay: duration(headers, "upstash-delay")?.unwrap_or_default(),
             not_before_secs,
-            callback: callback(headers, "upstash-callback")?,
-            failure_callback: callback(headers, "upstash-failure-callback")?,
+            callback: callback(headers, "upstash-callback", retries)?,
+            failure_callback: callback(headers, "upstash-failure-callback", retries)?,
             deduplication_id,
-            content_based_deduplication: is_true(text(
-                headers,
-                "upstash-content-based-deduplication",
-            )?),
-            label: text(headers, "upstash-label")?.map(str::to_owned),
+            content_based_deduplication: boolean(headers, "upstash-content-based-deduplication")?,
+            labels: text(headers, "upstash-label")?
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
             cron: text(headers, "upstash-cron")?.map(str::to_owned),
             schedule_id: text(headers, "upstash-schedule-id")?
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
+            flow: FlowSpec::parse(
+                text(headers, "upstash-flow-control-key")?,
+                text(headers, "upstash-flow-control-value")?,
+            )?,
             queue_name: text(headers, "upstash-queue-name")?
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned),
@@ -240,6 +347,9 @@ mod tests {
             ("upstash-failure-callback-method", "PUT"),
             ("upstash-deduplication-id", "abc"),
             ("upstash-content-based-deduplication", "True"),
+            ("upstash-label", "a, b,,c"),
+            ("upstash-telemetry-sdk", "upstash-qstash-js@2.12.0"),
+            ("upstash-failure-callback-forward-x-why", "because"),
         ]))
         .unwrap();
         let s = &options.settings;
@@ -258,17 +368,33 @@ mod tests {
             callback.settings.headers["content-type"],
             "application/json"
         );
-        assert_eq!(
-            options.failure_callback.unwrap().settings.method,
-            Method::PUT
-        );
+        let failure = options.failure_callback.unwrap();
+        assert_eq!(failure.settings.method, Method::PUT);
+        assert_eq!(failure.settings.retries, 5, "the message's retries");
         assert_eq!(options.deduplication_id.as_deref(), Some("abc"));
         assert!(options.content_based_deduplication);
+        assert_eq!(options.labels, ["a", "b", "c"]);
     }
 
     #[test]
     fn refuses_malformed_headers_by_name() {
-        let cases: [(&str, &str, &str); 8] = [
+        let cases: [(&str, &str, &str); 16] = [
+            ("upstash-timeout", "0", "upstash-timeout"),
+            (
+                "upstash-content-based-deduplication",
+                "yes",
+                "deduplication",
+            ),
+            ("upstash-forward-content-length", "3", "content-length"),
+            ("upstash-forward-host", "evil.example", "host"),
+            ("upstash-redact-fields", "body", "Upstash-Redact-Fields"),
+            ("upstash-workflow-runid", "wfr_1", "not supported"),
+            ("upstash-callback-workflow-init", "true", "not supported"),
+            (
+                "upstash-flow-control-key",
+                "k",
+                "Upstash-Flow-Control-Value",
+            ),
             ("upstash-delay", "soon", "upstash-delay"),
             ("upstash-retries", "-1", "upstash-retries"),
             ("upstash-retries", "101", "upstash-retries"),

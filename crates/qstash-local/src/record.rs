@@ -183,9 +183,15 @@ pub struct Event {
     /// The schedule that produced the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<String>,
-    /// The message's `Upstash-Label`.
+    /// The message's labels (`Upstash-Label`, comma-separated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// The publisher's address.
+    #[serde(rename = "callerIp", skip_serializing_if = "Option::is_none")]
+    pub caller_ip: Option<String>,
+    /// The message's flow-control key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
+    pub flow_control_key: Option<String>,
     /// The status of the attempt that failed (`ERROR`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,

@@ -23,6 +23,10 @@ pub struct LocalQStash {
     driver: Option<JoinHandle<()>>,
 }
 
+/// How long a client may take to send a request's head, or stay idle between requests on a
+/// keep-alive connection, before the server closes the connection: 5 s.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Builds a [`LocalQStash`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -30,6 +34,7 @@ pub struct Builder {
     config: Config,
     clock: Clock,
     addr: SocketAddr,
+    header_read_timeout: Duration,
 }
 
 impl Default for Builder {
@@ -38,6 +43,7 @@ impl Default for Builder {
             config: Config::new(),
             clock: Clock::System,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -67,6 +73,13 @@ impl Builder {
         self
     }
 
+    /// How long a client may take to send a request's head (or idle between requests).
+    /// Defaults to [`HEADER_READ_TIMEOUT`].
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     ///
     /// # Errors
@@ -75,7 +88,7 @@ impl Builder {
     pub async fn start(self) -> std::io::Result<LocalQStash> {
         let listener = TcpListener::bind(self.addr).await?;
         let engine = Engine::new(self.config, self.clock).map_err(std::io::Error::other)?;
-        LocalQStash::serve(engine, listener)
+        LocalQStash::serve_with(engine, listener, self.header_read_timeout)
     }
 }
 
@@ -85,21 +98,25 @@ impl LocalQStash {
         Builder::default()
     }
 
-    /// Serves `engine` on `listener` (and, on the system clock, runs its deliveries).
+    /// Serves `engine` on `listener` (and, on the system clock, runs its deliveries), closing
+    /// connections that do not send a request head within [`HEADER_READ_TIMEOUT`].
     ///
     /// # Errors
     ///
     /// When the listener's address cannot be read.
     pub fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<Self> {
+        Self::serve_with(engine, listener, HEADER_READ_TIMEOUT)
+    }
+
+    fn serve_with(
+        engine: Arc<Engine>,
+        listener: TcpListener,
+        header_read_timeout: Duration,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         // The console's static shell beside the API; its data comes through the API.
-        let app = crate::console::routes()
-            .merge(crate::api::router(engine.clone()))
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let server = tokio::spawn(async move {
-            // An accept loop error ends the server; the handle's owner sees requests fail.
-            let _ = axum::serve(listener, app).await;
-        });
+        let app = crate::console::routes().merge(crate::api::router(engine.clone()));
+        let server = tokio::spawn(accept_loop(listener, app, header_read_timeout));
         let driver = (!engine.clock().is_manual()).then(|| tokio::spawn(engine.clone().run()));
         Ok(Self {
             engine,
@@ -178,6 +195,47 @@ impl LocalQStash {
     pub fn events(&self) -> Vec<Event> {
         self.engine.events()
     }
+}
+
+/// Serves `app` with hyper's HTTP/1.1 server and the timer `axum::serve` does not set: a
+/// dripped or partial request head cannot hold a connection open for ever.
+async fn accept_loop(listener: TcpListener, app: axum::Router, header_read_timeout: Duration) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors, or a connection reset while queued: wait, retry.
+            Err(error) if is_transient(&error) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            // Any other accept error ends the server; the handle's owner sees requests fail.
+            Err(_) => return,
+        };
+        let service = TowerToHyperService::new(
+            app.clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
+        tokio::spawn(async move {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            // A client that goes away or is timed out is not the server's error.
+            drop(served);
+        });
+    }
+}
+
+fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    ) || matches!(error.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
 }
 
 impl Drop for LocalQStash {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::flow::{Flow, FlowSpec};
 use crate::options::{CallbackSpec, Settings};
 use crate::record::{Attempt, Event, EventState, MessageKind};
 
@@ -14,6 +15,8 @@ use crate::record::{Attempt, Event, EventState, MessageKind};
 pub(crate) enum Task {
     Deliver(String),
     Fire(String),
+    /// A flow-control key's rate window ends: its waiting messages may go.
+    FlowWake(String),
 }
 
 /// A message waiting, being delivered, or waiting for a retry.
@@ -35,11 +38,15 @@ pub(crate) struct Msg {
     pub(crate) not_before_ms: u64,
     pub(crate) retried: u32,
     pub(crate) caller_ip: Option<String>,
-    pub(crate) label: Option<String>,
+    pub(crate) labels: Vec<String>,
     pub(crate) due: Option<(u64, u64)>,
     pub(crate) in_flight: bool,
     pub(crate) cancelled: bool,
     pub(crate) holds_slot: bool,
+    /// Its flow-control key and settings.
+    pub(crate) flow: Option<Arc<FlowSpec>>,
+    /// Whether it holds a slot of its flow-control key (from its start to its attempt's end).
+    pub(crate) holds_flow: bool,
 }
 
 /// A message in the dead-letter queue, with the last answer.
@@ -89,6 +96,8 @@ pub(crate) struct Schedule {
     pub(crate) paused: bool,
     pub(crate) due: Option<(u64, u64)>,
     pub(crate) last_ms: Option<u64>,
+    /// Times it fell due and published nothing (the engine was full).
+    pub(crate) skipped: u64,
 }
 
 /// A publish's answer kept for its deduplication window.
@@ -106,14 +115,21 @@ pub(crate) struct State {
     pub(crate) stored_bytes: usize,
     pub(crate) in_flight: usize,
     pub(crate) queues: HashMap<String, Queue>,
+    pub(crate) flows: BTreeMap<String, Flow>,
     pub(crate) groups: BTreeMap<String, UrlGroup>,
     pub(crate) schedules: BTreeMap<String, Schedule>,
     pub(crate) dlq: VecDeque<Dead>,
+    /// Bytes of the dead letters' bodies (their own budget: a full DLQ never blocks publishing).
+    pub(crate) dlq_bytes: usize,
     pub(crate) events: VecDeque<Event>,
     pub(crate) attempts: VecDeque<Attempt>,
     attempt_bytes: usize,
     pub(crate) dedupe: HashMap<String, Remembered>,
     pub(crate) dedupe_order: VecDeque<(u64, String)>,
+}
+
+fn dead_size(dead: &Dead) -> usize {
+    dead.msg.body.len() + dead.body.len()
 }
 
 fn attempt_size(attempt: &Attempt) -> usize {
@@ -153,6 +169,7 @@ impl State {
                 .values()
                 .all(|task| matches!(task, Task::Fire(_)))
             && self.queues.values().all(|q| q.waiting.is_empty())
+            && self.flows.values().all(|f| f.waiting.is_empty())
     }
 
     pub(crate) fn event(&mut self, limit: usize, event: Event) {
@@ -194,7 +211,9 @@ impl State {
             endpoint_name: msg.endpoint_name.clone(),
             queue_name: msg.queue.clone(),
             schedule_id: msg.schedule_id.clone(),
-            label: msg.label.clone(),
+            labels: msg.labels.clone(),
+            caller_ip: msg.caller_ip.clone(),
+            flow_control_key: msg.flow.as_ref().map(|f| f.key.clone()),
             response_status: None,
             error: None,
             next_delivery_time: None,
@@ -236,7 +255,9 @@ impl State {
     }
 
     /// Takes `id` off the timeline and out of its queue; returns the message.
-    pub(crate) fn remove_message(&mut self, id: &str) -> Option<Msg> {
+    pub(crate) fn remove_message(&mut self, id: &str, now_ms: u64) -> Option<Msg> {
+        // A flow-control slot it held (woken but not started) goes to the next in line.
+        self.flow_leave(id, true, now_ms);
         let msg = self.messages.remove(id)?;
         if let Some(key) = msg.due {
             self.timeline.remove(&key);
@@ -244,26 +265,36 @@ impl State {
         if let Some(queue) = msg.queue.as_ref().and_then(|q| self.queues.get_mut(q)) {
             queue.waiting.retain(|waiting| waiting != id);
         }
+        if let Some(flow) = msg.flow.as_ref().and_then(|f| self.flows.get_mut(&f.key)) {
+            flow.waiting.retain(|waiting| waiting != id);
+        }
         self.stored_bytes = self.stored_bytes.saturating_sub(msg.body.len());
         Some(msg)
     }
 
-    /// Adds a dead letter, dropping the oldest past `limit`.
-    pub(crate) fn push_dead(&mut self, limit: usize, dead: Dead) {
-        while self.dlq.len() >= limit.max(1) {
+    /// Adds a dead letter, dropping the oldest past `limit` letters or `byte_limit` bytes of
+    /// bodies (the message's and the last answer's). Returns how many were dropped.
+    pub(crate) fn push_dead(&mut self, limit: usize, byte_limit: usize, dead: Dead) -> usize {
+        let size = dead_size(&dead);
+        let mut dropped = 0;
+        while !self.dlq.is_empty()
+            && (self.dlq.len() >= limit.max(1) || self.dlq_bytes + size > byte_limit)
+        {
             if let Some(old) = self.dlq.pop_front() {
-                self.stored_bytes = self.stored_bytes.saturating_sub(old.msg.body.len());
+                self.dlq_bytes = self.dlq_bytes.saturating_sub(dead_size(&old));
+                dropped += 1;
             }
         }
-        self.stored_bytes += dead.msg.body.len();
+        self.dlq_bytes += size;
         self.dlq.push_back(dead);
+        dropped
     }
 
     /// Removes the dead letter `dlq_id`.
     pub(crate) fn take_dead(&mut self, dlq_id: &str) -> Option<Dead> {
         let at = self.dlq.iter().position(|d| d.dlq_id == dlq_id)?;
         let dead = self.dlq.remove(at)?;
-        self.stored_bytes = self.stored_bytes.saturating_sub(dead.msg.body.len());
+        self.dlq_bytes = self.dlq_bytes.saturating_sub(dead_size(&dead));
         Some(dead)
     }
 

@@ -66,6 +66,17 @@ pub(crate) fn banner(url: &str, console: &str, config: &Config, port: u16) -> St
     text
 }
 
+/// What stopping forgets: said on Ctrl-C, since the state lives only in memory.
+pub(crate) fn discarded(engine: &Engine) -> String {
+    let pending = engine.pending().len();
+    let dead = engine.dead_letters().len();
+    let schedules = engine.schedule_ids().len();
+    format!(
+        "qstash-receiver dev: stopped, discarding {pending} message(s) waiting or under way \
+         (callbacks included), {dead} dead letter(s) and {schedules} schedule(s)"
+    )
+}
+
 fn log_attempt(attempt: &Attempt, scale: f64) {
     let what = match attempt.kind {
         MessageKind::Message => "message",
@@ -114,6 +125,7 @@ pub(crate) fn run(args: &DevArgs) -> Result<Verdict, CliError> {
         tokio::signal::ctrl_c()
             .await
             .map_err(|e| CliError::failed(format!("cannot wait for Ctrl-C: {e}")))?;
+        println!("{}", discarded(server.engine()));
         drop(server);
         Ok(Verdict::Success)
     })
@@ -122,6 +134,19 @@ pub(crate) fn run(args: &DevArgs) -> Result<Verdict, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn stopping_says_what_is_discarded() {
+        let engine = Engine::new(Config::new(), Clock::manual(0)).unwrap();
+        let publish = qstash_local::Publish::new("http://127.0.0.1:9/hook", "x");
+        engine.publish(publish.clone()).unwrap();
+        engine.publish(publish).unwrap();
+        let text = discarded(&engine);
+        assert!(
+            text.contains("discarding 2 message(s)") && text.contains("0 dead letter(s)"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_banner_says_how_to_point_clients_and_receivers() {
