@@ -554,3 +554,20 @@ async fn a_token_replayed_on_another_message_is_refused() {
     let tx = unguarded.begin(&forged, &claims).await.unwrap();
     let _ = tx.finish(InboxAnswer::ok("ok")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_ends_the_transaction_itself_is_caught() {
+    let setup = setup!(4);
+    let inbox = setup.inbox().await;
+    let mut tx = claim(&setup, &inbox, "msg_q").await.unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+    let answer = tx.finish(InboxAnswer::ok("ok")).await;
+    assert_eq!(answer.kind(), InboxAnswerKind::Failed);
+    assert_eq!(answer.status(), 500);
+    assert_eq!(
+        setup.marks().await,
+        0,
+        "no mark outside the delivery's transaction"
+    );
+    assert_eq!(setup.effects("msg_q").await, 0);
+}

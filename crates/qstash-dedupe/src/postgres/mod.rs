@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use qstash_receiver::{Claims, Delivery};
-use sqlx::{PgPool, Row as _};
+use sqlx::{Executor as _, PgPool, Row as _};
 
 pub use self::answer::{InboxAnswer, InboxAnswerKind};
 pub use self::error::InboxError;
@@ -21,7 +21,7 @@ pub use self::schema::{DEFAULT_SCHEMA, DEFAULT_TABLE};
 pub use self::transaction::InboxTransaction;
 
 use self::error::{classify, describe};
-use self::schema::{Statements, check_identifier};
+use self::schema::{MAX_SCHEMA_NAME, MAX_TABLE_NAME, Mark, Statements, check_identifier};
 use crate::deduplicator::{DEFAULT_RETENTION, RetryAfter};
 
 /// The consumer name by default: `default`.
@@ -170,8 +170,8 @@ impl PgInboxBuilder {
     /// [`InboxError::InvalidName`] for a schema or table name that is not a plain
     /// identifier, [`InboxError::EmptyConsumer`] for an empty consumer name.
     pub fn build(self) -> Result<PgInbox, InboxError> {
-        check_identifier("schema", &self.schema)?;
-        check_identifier("table", &self.table)?;
+        check_identifier("schema", &self.schema, MAX_SCHEMA_NAME)?;
+        check_identifier("table", &self.table, MAX_TABLE_NAME)?;
         if self.consumer.is_empty() {
             return Err(InboxError::EmptyConsumer);
         }
@@ -283,28 +283,35 @@ impl PgInbox {
         } else {
             None
         };
-        let mut tx = match self.pool.begin().await {
-            Ok(tx) => tx,
-            Err(error) => return Err(self.failed(delivery, "begin", &error)),
+        let conn = match self.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(error) => return Err(self.failed(delivery, "connect", &error)),
         };
-        let row = match sqlx::query(&settings.sql.claim)
-            .bind(&settings.consumer)
-            .bind(message_id)
-            .bind(token_id.as_deref())
-            .fetch_one(&mut *tx)
-            .await
-        {
-            Ok(row) => row,
+        // From here the connection may hold an open transaction: if this future is dropped,
+        // the guard closes the connection, and the server rolls back.
+        let mut tx = InboxTransaction::new(
+            conn,
+            self.clone(),
+            delivery.message_id.clone(),
+            delivery.retried,
+            token_id,
+        );
+        let claim = settings
+            .sql
+            .claim(&settings.consumer, message_id, tx.token_id());
+        let rows = match tx.conn().fetch_all(sqlx::raw_sql(&claim)).await {
+            Ok(rows) => rows,
             Err(error) => return Err(self.failed(delivery, "claim", &error)),
         };
         let claimed = (|| {
+            let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
             Ok::<_, sqlx::Error>((
-                row.try_get::<bool, _>("locked")?,
-                row.try_get::<bool, _>("token_free")?,
-                row.try_get::<Option<i16>, _>("status")?,
-                row.try_get::<Option<String>, _>("content_type")?,
-                row.try_get::<Option<Vec<u8>>, _>("body")?,
-                row.try_get::<bool, _>("replayed")?,
+                row.try_get::<bool, _>("o_locked")?,
+                row.try_get::<bool, _>("o_token_free")?,
+                row.try_get::<Option<i16>, _>("o_status")?,
+                row.try_get::<Option<String>, _>("o_content_type")?,
+                row.try_get::<Option<Vec<u8>>, _>("o_body")?,
+                row.try_get::<bool, _>("o_replayed")?,
             ))
         })();
         let (locked, token_free, status, content_type, body, replayed) = match claimed {
@@ -312,7 +319,7 @@ impl PgInbox {
             Err(error) => return Err(self.failed(delivery, "claim", &error)),
         };
         if !token_free || replayed {
-            drop(tx);
+            tx.rollback().await;
             tracing::warn!(
                 message_id,
                 "inbox: token id seen on another message (replayed token), answering 401"
@@ -320,7 +327,7 @@ impl PgInbox {
             return Err(InboxAnswer::refusal(InboxAnswerKind::Replayed, 0));
         }
         if let Some(status) = status {
-            drop(tx);
+            tx.rollback().await;
             tracing::debug!(
                 message_id,
                 status,
@@ -340,7 +347,7 @@ impl PgInbox {
             ));
         }
         if !locked {
-            drop(tx);
+            tx.rollback().await;
             tracing::debug!(
                 message_id,
                 "inbox: duplicate while another attempt holds the message, answering 409"
@@ -351,13 +358,7 @@ impl PgInbox {
             ));
         }
         tracing::debug!(message_id, "inbox: message claimed, running the handler");
-        Ok(InboxTransaction::new(
-            tx,
-            self.clone(),
-            delivery.message_id.clone(),
-            delivery.retried,
-            token_id,
-        ))
+        Ok(tx)
     }
 
     /// Deletes one batch of marks older than the retention, oldest first, through the
@@ -439,8 +440,8 @@ impl PgInbox {
         self.settings.replay_body_limit
     }
 
-    pub(crate) fn mark_sql(&self) -> &str {
-        &self.settings.sql.mark
+    pub(crate) fn mark_and_commit(&self, mark: &Mark<'_>) -> String {
+        self.settings.sql.mark_and_commit(mark)
     }
 }
 
@@ -449,4 +450,20 @@ fn ceil_secs(duration: Duration) -> u64 {
     duration
         .as_secs()
         .saturating_add(u64::from(duration.subsec_nanos() > 0))
+}
+
+#[cfg(test)]
+mod send_check {
+    fn send<T: Send>(_: &T) {}
+
+    #[allow(dead_code)]
+    fn futures_are_send(
+        inbox: &super::PgInbox,
+        d: &qstash_receiver::Delivery,
+        c: &qstash_receiver::Claims,
+        tx: super::InboxTransaction,
+    ) {
+        send(&inbox.begin(d, c));
+        send(&tx.finish(super::InboxAnswer::ok("")));
+    }
 }

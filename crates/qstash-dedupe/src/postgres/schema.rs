@@ -7,11 +7,21 @@ pub const DEFAULT_SCHEMA: &str = "public";
 /// The inbox table's name by default: `qstash_inbox`.
 pub const DEFAULT_TABLE: &str = "qstash_inbox";
 
-/// A Postgres identifier we accept: 1 to 63 bytes of ASCII letters, digits and `_`, not
+/// The longest table name: PostgreSQL cuts names at 63 bytes, and the table's index and
+/// function names append up to 11 (`_handled_at`).
+pub(crate) const MAX_TABLE_NAME: usize = 52;
+/// The longest schema name (PostgreSQL's limit).
+pub(crate) const MAX_SCHEMA_NAME: usize = 63;
+
+/// A Postgres identifier we accept: 1 to `max` bytes of ASCII letters, digits and `_`, not
 /// starting with a digit. Quoted when used, so case is kept as written.
-pub(crate) fn check_identifier(what: &'static str, name: &str) -> Result<(), InboxError> {
+pub(crate) fn check_identifier(
+    what: &'static str,
+    name: &str,
+    max: usize,
+) -> Result<(), InboxError> {
     let valid = !name.is_empty()
-        && name.len() <= 63
+        && name.len() <= max
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
     if valid {
@@ -28,11 +38,8 @@ pub(crate) struct Statements {
     pub(crate) qualified: String,
     /// Creating the schema, table and indexes (idempotent).
     pub(crate) create: Vec<String>,
-    /// $1 consumer, $2 message id, $3 token id (or NULL): the two locks, the stored answer,
-    /// and whether the token was seen on another message.
-    pub(crate) claim: String,
-    /// $1 consumer, $2 message id, $3 token id, $4 status, $5 content type, $6 body.
-    pub(crate) mark: String,
+    /// The claim function's quoted name.
+    pub(crate) claim_function: String,
     /// $1 consumer, $2 retention in seconds, $3 batch size.
     pub(crate) cleanup: String,
 }
@@ -40,7 +47,7 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) fn new(schema: &str, table: &str) -> Self {
         let t = format!("\"{schema}\".\"{table}\"");
-        let create = vec![
+        let mut create = vec![
             format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""),
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\
@@ -62,22 +69,33 @@ impl Statements {
                 "CREATE INDEX IF NOT EXISTS \"{table}_handled_at\" ON {t} (consumer, handled_at)"
             ),
         ];
+        // The claim, one function so that a delivery's BEGIN and claim are one round trip
+        // (`BEGIN; SELECT * FROM claim(..)`) with plans cached per connection, and so that
+        // each of its statements reads a fresh snapshot, taken after the locks.
+        //
         // Advisory locks, not a blocking insert on the unique key: a concurrent duplicate
         // answers 409 at once instead of holding a pooled connection until the first attempt
         // ends. Keys are hashed from the table, consumer and id, so two tables or consumers
         // never share a lock; a 64-bit collision only costs a 409 (QStash retries).
-        let claim = format!(
-            "SELECT \
-               pg_try_advisory_xact_lock(hashtextextended('m' || chr(10) || '{t}' || chr(10) || $1 || chr(10) || $2, 0)) AS locked, \
-               ($3::text IS NULL OR pg_try_advisory_xact_lock(hashtextextended('j' || chr(10) || '{t}' || chr(10) || $1 || chr(10) || $3, 0))) AS token_free, \
-               d.status, d.content_type, d.body, \
-               EXISTS (SELECT 1 FROM {t} r WHERE r.consumer = $1 AND r.token_id = $3 AND r.message_id <> $2) AS replayed \
-             FROM (SELECT 1) AS one LEFT JOIN {t} AS d ON d.consumer = $1 AND d.message_id = $2"
-        );
-        let mark = format!(
-            "INSERT INTO {t} (consumer, message_id, token_id, status, content_type, body) \
-             VALUES ($1, $2, $3, $4, $5, $6)"
-        );
+        let function = format!("\"{schema}\".\"{table}_claim\"");
+        create.push(format!(
+            "CREATE OR REPLACE FUNCTION {function}(p_consumer TEXT, p_message_id TEXT, p_token_id TEXT) \
+             RETURNS TABLE (o_locked BOOLEAN, o_token_free BOOLEAN, o_status SMALLINT, \
+                            o_content_type TEXT, o_body BYTEA, o_replayed BOOLEAN) \
+             LANGUAGE plpgsql VOLATILE AS $claim$ \
+             BEGIN \
+               o_locked := pg_try_advisory_xact_lock(hashtextextended( \
+                 'm' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_message_id, 0)); \
+               o_token_free := p_token_id IS NULL OR pg_try_advisory_xact_lock(hashtextextended( \
+                 'j' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_token_id, 0)); \
+               SELECT d.status, d.content_type, d.body INTO o_status, o_content_type, o_body \
+                 FROM {t} AS d WHERE d.consumer = p_consumer AND d.message_id = p_message_id; \
+               o_replayed := p_token_id IS NOT NULL AND EXISTS (SELECT 1 FROM {t} AS r \
+                 WHERE r.consumer = p_consumer AND r.token_id = p_token_id \
+                   AND r.message_id <> p_message_id); \
+               RETURN NEXT; \
+             END $claim$"
+        ));
         let cleanup = format!(
             "DELETE FROM {t} WHERE ctid = ANY(ARRAY(\
                SELECT ctid FROM {t} WHERE consumer = $1 \
@@ -87,11 +105,82 @@ impl Statements {
         Self {
             qualified: t,
             create,
-            claim,
-            mark,
+            claim_function: function,
             cleanup,
         }
     }
+}
+
+impl Statements {
+    /// `BEGIN` and the claim, one simple query: every value travels hex-encoded, so no
+    /// byte of a header can be read as SQL (whatever `standard_conforming_strings` says).
+    pub(crate) fn claim(&self, consumer: &str, message_id: &str, token_id: Option<&str>) -> String {
+        let mut sql = format!("BEGIN; SELECT * FROM {}(", self.claim_function);
+        text(&mut sql, consumer);
+        sql.push_str(", ");
+        text(&mut sql, message_id);
+        sql.push_str(", ");
+        match token_id {
+            Some(token_id) => text(&mut sql, token_id),
+            None => sql.push_str("NULL"),
+        }
+        sql.push(')');
+        sql
+    }
+
+    /// The mark and `COMMIT`, one simple query.
+    pub(crate) fn mark_and_commit(&self, mark: &Mark<'_>) -> String {
+        // The SAVEPOINT fails (25P01) unless the delivery's transaction is still open: a
+        // handler that committed it itself is caught instead of marking after the fact.
+        let mut sql = format!(
+            "SAVEPOINT qstash_inbox; INSERT INTO {} \
+             (consumer, message_id, token_id, status, content_type, body) VALUES (",
+            self.qualified
+        );
+        text(&mut sql, mark.consumer);
+        sql.push_str(", ");
+        text(&mut sql, mark.message_id);
+        sql.push_str(", ");
+        match mark.token_id {
+            Some(token_id) => text(&mut sql, token_id),
+            None => sql.push_str("NULL"),
+        }
+        sql.push_str(&format!(", {}, ", mark.status));
+        text(&mut sql, mark.content_type);
+        sql.push_str(", ");
+        bytes(&mut sql, mark.body);
+        sql.push_str("); COMMIT");
+        sql
+    }
+}
+
+/// What a mark stores.
+pub(crate) struct Mark<'a> {
+    pub(crate) consumer: &'a str,
+    pub(crate) message_id: &'a str,
+    pub(crate) token_id: Option<&'a str>,
+    pub(crate) status: u16,
+    pub(crate) content_type: &'a str,
+    pub(crate) body: &'a [u8],
+}
+
+/// A `bytea` value as `decode('<hex>', 'hex')`: hex digits only inside the quotes.
+fn bytes(sql: &mut String, value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    sql.reserve(value.len() * 2 + 24);
+    sql.push_str("decode('");
+    for byte in value {
+        sql.push(char::from(HEX[usize::from(byte >> 4)]));
+        sql.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    sql.push_str("', 'hex')");
+}
+
+/// A `text` value from its UTF-8 bytes, hex-encoded.
+fn text(sql: &mut String, value: &str) {
+    sql.push_str("convert_from(");
+    bytes(sql, value.as_bytes());
+    sql.push_str(", 'UTF8')");
 }
 
 #[cfg(test)]
@@ -100,8 +189,8 @@ mod tests {
 
     #[test]
     fn only_plain_identifiers_are_accepted() {
-        for good in ["qstash_inbox", "Inbox2", "_x", &"a".repeat(63)] {
-            assert!(check_identifier("table", good).is_ok(), "{good}");
+        for good in ["qstash_inbox", "Inbox2", "_x", &"a".repeat(52)] {
+            assert!(check_identifier("table", good, 52).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -110,11 +199,11 @@ mod tests {
             "a\"b",
             "a;drop",
             "ä",
-            &"a".repeat(64),
+            &"a".repeat(53),
             "a.b",
         ] {
             assert_eq!(
-                check_identifier("table", bad),
+                check_identifier("table", bad, 52),
                 Err(InboxError::InvalidName("table")),
                 "{bad}"
             );
@@ -125,7 +214,36 @@ mod tests {
     fn statements_name_the_quoted_table() {
         let sql = Statements::new("s", "T");
         assert_eq!(sql.qualified, "\"s\".\"T\"");
-        assert!(sql.mark.contains("INSERT INTO \"s\".\"T\""));
         assert!(sql.create[3].contains("ON \"s\".\"T\" (consumer, handled_at)"));
+        assert_eq!(
+            sql.claim("c", "m", None),
+            "BEGIN; SELECT * FROM \"s\".\"T_claim\"(convert_from(decode('63', 'hex'), 'UTF8'), \
+             convert_from(decode('6d', 'hex'), 'UTF8'), NULL)"
+        );
+    }
+
+    #[test]
+    fn values_travel_as_hex_digits_only() {
+        let sql = Statements::new("s", "t");
+        let hostile = "msg'); DROP TABLE t; --\\'";
+        let claim = sql.claim(hostile, hostile, Some(hostile));
+        assert!(!claim.contains("DROP"), "{claim}");
+        let mark = sql.mark_and_commit(&Mark {
+            consumer: "c",
+            message_id: hostile,
+            token_id: None,
+            status: 201,
+            content_type: "text/plain",
+            body: b"\x00'\\",
+        });
+        assert!(!mark.contains("DROP"));
+        assert!(mark.contains("decode('00275c', 'hex')"), "{mark}");
+        assert!(mark.ends_with("); COMMIT"));
+        // Between the quotes, only hex digits.
+        for (i, part) in mark.split('\'').enumerate() {
+            if i % 2 == 1 && part != "hex" && part != "UTF8" {
+                assert!(part.bytes().all(|b| b.is_ascii_hexdigit()), "{part}");
+            }
+        }
     }
 }

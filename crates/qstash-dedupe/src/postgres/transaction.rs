@@ -3,23 +3,32 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgConnection;
-use sqlx::{Postgres, Transaction};
+use sqlx::{Executor as _, Postgres};
 
 use crate::postgres::PgInbox;
 use crate::postgres::answer::{InboxAnswer, InboxAnswerKind};
+use crate::postgres::schema::Mark;
 
 /// A delivery whose handler runs: the open transaction that holds its claim, with the
-/// message id and retry count. Write the handler's effects through it (it dereferences to a
-/// `PgConnection`, an sqlx executor: `.execute(&mut *tx)`), then hand the handler's answer
-/// to [`finish`](Self::finish).
+/// message id and retry count. Write the handler's effects through it (it dereferences to
+/// the transaction's `PgConnection`, an sqlx executor: `.execute(&mut *tx)`), then hand the
+/// handler's answer to [`finish`](Self::finish).
 ///
 /// Dropped without `finish` (the handler returned early with `?`, panicked, or the request
-/// was cancelled and its future dropped), the transaction rolls back: neither the mark nor
-/// any effect stays, and QStash's retry runs the handler cleanly.
+/// was cancelled and its future dropped), the connection is closed and the server rolls the
+/// transaction back: neither the mark nor any effect stays, and QStash's retry runs the
+/// handler cleanly.
+///
+/// The transaction is the connection's own (`BEGIN` was sent with the claim, in one round
+/// trip, and `finish` sends the mark with `COMMIT`): do not call sqlx's `begin`, `commit` or
+/// `rollback` on the connection; use `SAVEPOINT` statements for nested work. A handler that
+/// ends the transaction itself gets a 500 from `finish` and an `error` event.
 #[must_use]
 pub struct InboxTransaction {
-    tx: Transaction<'static, Postgres>,
+    /// `None` only once settled (the consuming methods) or dropped.
+    conn: Option<PoolConnection<Postgres>>,
     inbox: PgInbox,
     message_id: String,
     retried: u32,
@@ -37,19 +46,23 @@ impl fmt::Debug for InboxTransaction {
 
 impl InboxTransaction {
     pub(crate) const fn new(
-        tx: Transaction<'static, Postgres>,
+        conn: PoolConnection<Postgres>,
         inbox: PgInbox,
         message_id: String,
         retried: u32,
         token_id: Option<String>,
     ) -> Self {
         Self {
-            tx,
+            conn: Some(conn),
             inbox,
             message_id,
             retried,
             token_id,
         }
+    }
+
+    pub(crate) fn token_id(&self) -> Option<&str> {
+        self.token_id.as_deref()
     }
 
     /// The delivery's message id (`Upstash-Message-Id`): pass it on as the idempotency key
@@ -67,12 +80,13 @@ impl InboxTransaction {
 
     /// The connection of the open transaction.
     pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        self
     }
 
     /// Settles the delivery with the handler's answer: on a 2xx, writes the mark (with the
-    /// status, content type and the first bytes of the body, for replays) and commits, then
-    /// returns the answer; on anything else, rolls back and returns the answer.
+    /// status, content type and the first bytes of the body, for replays) and commits, in
+    /// one round trip, then returns the answer; on anything else, rolls back and returns the
+    /// answer.
     ///
     /// When the mark or the commit fails, nothing was committed and the answer becomes the
     /// retryable one for that failure (503 unavailable, 409 conflict, 500), so QStash
@@ -81,39 +95,23 @@ impl InboxTransaction {
     pub async fn finish(mut self, answer: InboxAnswer) -> InboxAnswer {
         let status = answer.status();
         if !status.is_success() {
-            if let Err(error) = self.tx.rollback().await {
-                // The server rolls back on its own when the connection is dropped.
-                tracing::debug!(
-                    message_id = %self.message_id,
-                    %error,
-                    "inbox: rollback failed; the transaction ends with its connection"
-                );
-            }
-            tracing::debug!(
-                message_id = %self.message_id,
-                status = status.as_u16(),
-                "inbox: the handler did not answer 2xx, rolled back"
-            );
+            self.rollback().await;
             return answer;
         }
         let body = answer.body();
-        let kept = body.slice(..body.len().min(self.inbox.replay_body_limit()));
-        let content_type = answer.body_content_type().to_str().unwrap_or_default();
-        let marked = sqlx::query(self.inbox.mark_sql())
-            .bind(self.inbox.consumer())
-            .bind(&self.message_id)
-            .bind(self.token_id.as_deref())
-            .bind(i16::try_from(status.as_u16()).unwrap_or(200))
-            .bind(content_type)
-            .bind(kept.as_ref())
-            .execute(&mut *self.tx)
-            .await;
-        let committed = match marked {
-            Ok(_) => self.tx.commit().await.map(|()| "commit"),
-            Err(error) => Err(error),
-        };
-        match committed {
+        let kept = &body[..body.len().min(self.inbox.replay_body_limit())];
+        let sql = self.inbox.mark_and_commit(&Mark {
+            consumer: self.inbox.consumer(),
+            message_id: &self.message_id,
+            token_id: self.token_id.as_deref(),
+            status: status.as_u16(),
+            content_type: answer.body_content_type().to_str().unwrap_or_default(),
+            body: kept,
+        });
+        match self.conn().execute(sqlx::raw_sql(&sql)).await {
             Ok(_) => {
+                // Committed: the connection goes back to the pool.
+                drop(self.conn.take());
                 tracing::debug!(
                     message_id = %self.message_id,
                     status = status.as_u16(),
@@ -122,9 +120,19 @@ impl InboxTransaction {
                 answer
             }
             Err(error) => {
-                let during = "mark and commit";
+                if let sqlx::Error::Database(db) = &error {
+                    if db.code().as_deref() == Some("25P01") {
+                        tracing::error!(
+                            message_id = %self.message_id,
+                            "inbox: the handler ended the delivery's transaction itself \
+                             (begin/commit/rollback on its connection): its effects are not \
+                             covered by the mark; use SAVEPOINT for nested work"
+                        );
+                    }
+                }
+                // Dropping `self` closes the connection: the server ends the transaction.
                 self.inbox
-                    .failed_at(&self.message_id, self.retried, during, &error)
+                    .failed_at(&self.message_id, self.retried, "mark and commit", &error)
             }
         }
     }
@@ -135,8 +143,32 @@ impl InboxTransaction {
         let answer = self
             .inbox
             .failed_at(&self.message_id, self.retried, "handler", error);
-        let _ = self.tx.rollback().await;
+        self.rollback().await;
         answer
+    }
+
+    /// `ROLLBACK`, and the connection back to the pool; closed instead when that fails (or
+    /// when this future is dropped first), which rolls back too.
+    pub(crate) async fn rollback(mut self) {
+        if self.conn().execute(sqlx::raw_sql("ROLLBACK")).await.is_ok() {
+            drop(self.conn.take());
+        }
+        tracing::debug!(message_id = %self.message_id, "inbox: rolled back");
+    }
+}
+
+impl Drop for InboxTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Not back to the pool: it may be inside the transaction. Closing it makes the
+            // server roll back and release the claim's locks.
+            drop(conn.detach());
+            tracing::debug!(
+                message_id = %self.message_id,
+                "inbox: transaction dropped unsettled (an error, a panic or a cancelled \
+                 request); its connection is closed and the server rolls back"
+            );
+        }
     }
 }
 
@@ -144,13 +176,19 @@ impl Deref for InboxTransaction {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        &self.tx
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("the connection is taken only when settling or dropping"),
+        }
     }
 }
 
 impl DerefMut for InboxTransaction {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => unreachable!("the connection is taken only when settling or dropping"),
+        }
     }
 }
 
