@@ -79,10 +79,14 @@ impl Statements {
         // never share a lock; a 64-bit collision only costs a 409 (QStash retries).
         let function = format!("\"{schema}\".\"{table}_claim\"");
         create.push(format!(
-            "CREATE OR REPLACE FUNCTION {function}(p_consumer TEXT, p_message_id TEXT, p_token_id TEXT) \
+            "CREATE OR REPLACE FUNCTION {function}(h_consumer TEXT, h_message_id TEXT, h_token_id TEXT) \
              RETURNS TABLE (o_locked BOOLEAN, o_token_free BOOLEAN, o_status SMALLINT, \
                             o_content_type TEXT, o_body BYTEA, o_replayed BOOLEAN) \
              LANGUAGE plpgsql VOLATILE AS $claim$ \
+             DECLARE \
+               p_consumer TEXT := convert_from(decode(h_consumer, 'hex'), 'UTF8'); \
+               p_message_id TEXT := convert_from(decode(h_message_id, 'hex'), 'UTF8'); \
+               p_token_id TEXT := convert_from(decode(h_token_id, 'hex'), 'UTF8'); \
              BEGIN \
                o_locked := pg_try_advisory_xact_lock(hashtextextended( \
                  'm' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_message_id, 0)); \
@@ -115,13 +119,19 @@ impl Statements {
     /// `BEGIN` and the claim, one simple query: every value travels hex-encoded, so no
     /// byte of a header can be read as SQL (whatever `standard_conforming_strings` says).
     pub(crate) fn claim(&self, consumer: &str, message_id: &str, token_id: Option<&str>) -> String {
-        let mut sql = format!("BEGIN; SELECT * FROM {}(", self.claim_function);
-        text(&mut sql, consumer);
-        sql.push_str(", ");
-        text(&mut sql, message_id);
-        sql.push_str(", ");
+        // The function decodes its arguments itself: with `convert_from(..)` expressions as
+        // its arguments, pgbench measured PostgreSQL 15 at ~130 claims/s against ~1600.
+        let mut sql = format!("BEGIN; SELECT * FROM {}('", self.claim_function);
+        hex(&mut sql, consumer.as_bytes());
+        sql.push_str("', '");
+        hex(&mut sql, message_id.as_bytes());
+        sql.push_str("', ");
         match token_id {
-            Some(token_id) => text(&mut sql, token_id),
+            Some(token_id) => {
+                sql.push('\'');
+                hex(&mut sql, token_id.as_bytes());
+                sql.push('\'');
+            }
             None => sql.push_str("NULL"),
         }
         sql.push(')');
@@ -164,15 +174,20 @@ pub(crate) struct Mark<'a> {
     pub(crate) body: &'a [u8],
 }
 
-/// A `bytea` value as `decode('<hex>', 'hex')`: hex digits only inside the quotes.
-fn bytes(sql: &mut String, value: &[u8]) {
+/// `value` as lowercase hex digits.
+fn hex(sql: &mut String, value: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    sql.reserve(value.len() * 2 + 24);
-    sql.push_str("decode('");
+    sql.reserve(value.len() * 2);
     for byte in value {
         sql.push(char::from(HEX[usize::from(byte >> 4)]));
         sql.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
+}
+
+/// A `bytea` value as `decode('<hex>', 'hex')`: hex digits only inside the quotes.
+fn bytes(sql: &mut String, value: &[u8]) {
+    sql.push_str("decode('");
+    hex(sql, value);
     sql.push_str("', 'hex')");
 }
 
@@ -217,8 +232,7 @@ mod tests {
         assert!(sql.create[3].contains("ON \"s\".\"T\" (consumer, handled_at)"));
         assert_eq!(
             sql.claim("c", "m", None),
-            "BEGIN; SELECT * FROM \"s\".\"T_claim\"(convert_from(decode('63', 'hex'), 'UTF8'), \
-             convert_from(decode('6d', 'hex'), 'UTF8'), NULL)"
+            "BEGIN; SELECT * FROM \"s\".\"T_claim\"('63', '6d', NULL)"
         );
     }
 
@@ -228,6 +242,11 @@ mod tests {
         let hostile = "msg'); DROP TABLE t; --\\'";
         let claim = sql.claim(hostile, hostile, Some(hostile));
         assert!(!claim.contains("DROP"), "{claim}");
+        for (i, part) in claim.split('\'').enumerate() {
+            if i % 2 == 1 {
+                assert!(part.bytes().all(|b| b.is_ascii_hexdigit()), "{part}");
+            }
+        }
         let mark = sql.mark_and_commit(&Mark {
             consumer: "c",
             message_id: hostile,
