@@ -29,7 +29,7 @@ install() {
         exit 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
     # The Debian package starts a system cluster on 5432; the tests and scripts use their own.
     echo "postgresql: $("$(bindir)/postgres" --version)"
 }
