@@ -6,6 +6,8 @@
 mod actix;
 mod deduplicator;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 mod replay;
@@ -21,6 +23,13 @@ pub use crate::deduplicator::{
     Deduplicator, RetryAfter, StoreFailure,
 };
 pub use crate::memory::{Clock, DEFAULT_CAPACITY, MemoryStore, SystemClock};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use crate::postgres::{
+    DEFAULT_BUSY_RETRY_AFTER, DEFAULT_CLEANUP_BATCH, DEFAULT_CONSUMER, DEFAULT_REPLAY_BODY_LIMIT,
+    DEFAULT_SCHEMA, DEFAULT_TABLE, InboxAnswer, InboxAnswerKind, InboxError, InboxTransaction,
+    PgInbox, PgInboxBuilder,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use crate::redis::{

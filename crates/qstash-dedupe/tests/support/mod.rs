@@ -2,6 +2,7 @@
 //! stand-in for the verification layer, and a `redis-server` child process.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod postgres_server;
 pub mod redis_server;
 
 use axum::body::Body;

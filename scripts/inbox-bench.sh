@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Deliveries per second of examples/postgres_receiver.rs with the transactional inbox
+# (INBOX_MODE=postgres) against the same handler without it (INBOX_MODE=none: the same insert
+# in its own transaction), in the same run, alternating: none, postgres, none, postgres, ...
+# Every request is a distinct, validly signed delivery (own message id, own token), so the
+# inbox never answers from a stored mark. Not part of CI.
+#
+#   scripts/inbox-bench.sh     # ROUNDS=2 DURATION=10s CONNECTIONS=32 THREADS=2 POOL=16
+#
+# Prints wrk's figures per round and mode, and the ratio postgres / none per round. The
+# PostgreSQL cluster runs with its defaults (fsync on, synchronous_commit on) unless
+# PG_SETTINGS adds `-c name=value` options, e.g. PG_SETTINGS="-c synchronous_commit=off".
+# PROFILE=debug builds the example unoptimised (default: release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds="${ROUNDS:-2}"
+duration="${DURATION:-10s}"
+connections="${CONNECTIONS:-32}"
+threads="${THREADS:-2}"
+pool="${POOL:-16}"
+count="${COUNT:-100000}"
+profile="${PROFILE:-release}"
+target="${CARGO_TARGET_DIR:-target}"
+
+scripts/postgres.sh install
+command -v wrk >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+if [ "$profile" = release ]; then
+    cargo build -j 2 --release -p qstash-examples --example postgres_receiver
+else
+    cargo build -j 2 -p qstash-examples --example postgres_receiver
+fi
+binary="$target/$profile/examples/postgres_receiver"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+work="$(mktemp -d)"
+chmod 755 "$work" # the cluster runs as the postgres user when this runs as root
+receiver_pid=""
+cleanup() {
+    if [ -n "$receiver_pid" ]; then kill "$receiver_pid" 2>/dev/null || true; fi
+    scripts/postgres.sh stop "$work/pg"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+pg_port="$(free_port)"
+database_url="$(scripts/postgres.sh start "$work/pg" "$pg_port")"
+if [ -n "${PG_SETTINGS:-}" ]; then
+    for setting in ${PG_SETTINGS//-c /}; do
+        psql "$database_url" -qc "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'"
+    done
+    psql "$database_url" -qc "SELECT pg_reload_conf()" >/dev/null
+fi
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) on $(nproc) CPUs before the run"
+
+declare -A total
+for round in $(seq 1 "$rounds"); do
+    for mode in none postgres; do
+        port="$(free_port)"
+        python3 scripts/inbox-bench/requests.py "http://127.0.0.1:$port/api/webhook" "$count" \
+            "msg_${mode}_${round}_" >"$work/requests.tsv"
+        QSTASH_DEV=1 PORT="$port" DATABASE_URL="$database_url" INBOX_MODE="$mode" \
+            DATABASE_POOL="$pool" RUST_LOG=off "$binary" >/dev/null 2>&1 &
+        receiver_pid=$!
+        for _ in $(seq 1 200); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+            sleep 0.05
+        done
+        result="$(REQUESTS="$work/requests.tsv" THREADS="$threads" wrk -t "$threads" \
+            -c "$connections" -d "$duration" -s scripts/inbox-bench/deliveries.lua \
+            "http://127.0.0.1:$port/api/webhook" | grep '^RESULT')"
+        kill "$receiver_pid" && wait "$receiver_pid" 2>/dev/null || true
+        receiver_pid=""
+        rows="$(psql "$database_url" -Atc "SELECT count(*) FROM orders WHERE message_id LIKE 'msg_${mode}_${round}_%'")"
+        echo "round $round $mode: ${result#RESULT } rows=$rows"
+        rps="$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$result")"
+        total["$round,$mode"]="$rps"
+    done
+    python3 -c 'import sys; print(f"round {sys.argv[1]}: postgres / none = {int(sys.argv[2]) / int(sys.argv[3]):.2f}")' \
+        "$round" "${total[$round,postgres]}" "${total[$round,none]}"
+done
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) after the run"
