@@ -54,7 +54,11 @@ fn start() -> Option<PgServer> {
         let message = "PostgreSQL is not installed (initdb and pg_ctl not found): \
                        apt-get install -y postgresql, or set QSTASH_TEST_DATABASE_URL";
         assert!(std::env::var_os("CI").is_none(), "{message}");
-        eprintln!("skipped: postgresql not installed ({message})");
+        // Straight to the process's stderr: the test harness captures `eprintln!`.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("skipped: postgresql not installed ({message})\n").as_bytes(),
+        );
         return None;
     };
     for _ in 0..3 {
