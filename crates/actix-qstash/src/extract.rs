@@ -190,7 +190,10 @@ impl<X> ExtractFuture<X> {
     fn new(req: &HttpRequest, payload: &mut Payload) -> Self {
         let guarded = req.extensions().get::<Guarded>().cloned();
         let state = match guarded {
-            Some(Guarded { verified, handler }) => State::Ready(Some(Ok((verified, handler)))),
+            Some(Guarded { verified }) => State::Ready(Some(Ok((
+                verified,
+                QStashErrorHandler::from_req(req).cloned(),
+            )))),
             None => Self::start(req, payload),
         };
         Self {

@@ -27,9 +27,9 @@ pub use keys::{
     KNOWN_REGIONS, KeyRing, SigningKeys,
 };
 pub use receive::{
-    Admission, BUSY_RETRY_AFTER_SECS, BaseUrl, BodyFailure, Clock, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_BUDGET_BODIES, DEFAULT_MAX_BODY_BYTES, HeaderLookup, LOG_TARGET, LogLevel,
-    MAX_LOGGED_MESSAGE_ID, PayloadErrorStatus, Reason, Receiver, Refusal, RequestHead,
+    Admission, Answer, BUSY_RETRY_AFTER_SECS, BaseUrl, BodyFailure, Clock, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_BUDGET_BODIES, DEFAULT_MAX_BODY_BYTES, DUPLICATE_HEADER, HeaderLookup, LOG_TARGET,
+    LogLevel, MAX_LOGGED_MESSAGE_ID, PayloadErrorStatus, Reason, Receiver, Refusal, RequestHead,
     RequestTarget, SubjectPolicy, Verified,
 };
 pub use sign::{Signer, TOKEN_LIFETIME_SECS, new_id, new_token_id};

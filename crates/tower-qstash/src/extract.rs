@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::body::ReadBody;
 use crate::head;
-use crate::layer::{RejectionHook, VerifiedByLayer};
+use crate::layer::VerifiedByLayer;
 use crate::rejection::QStashRejection;
 
 /// Where an extractor gets its [`Receiver`] when no [`QStashLayer`](crate::QStashLayer)
@@ -102,18 +102,14 @@ impl<S> ConfigSource<S> for Layered {
     }
 }
 
-/// What the layer verified, or the pipeline run here with `K`'s receiver; with the hook for
-/// the extractor's own refusals.
-async fn verified<K, S>(
-    req: Request,
-    state: &S,
-) -> Result<(Verified, Option<RejectionHook>), QStashRejection>
+/// What the layer verified, or the pipeline run here with `K`'s receiver.
+async fn verified<K, S>(req: Request, state: &S) -> Result<Verified, QStashRejection>
 where
     K: ConfigSource<S>,
 {
     let (mut parts, body) = req.into_parts();
-    if let Some(VerifiedByLayer { verified, hook }) = parts.extensions.remove() {
-        return Ok((verified, hook));
+    if let Some(VerifiedByLayer { verified }) = parts.extensions.remove() {
+        return Ok(verified);
     }
     let Some(receiver) = K::receiver(state) else {
         return Err(Refusal::not_configured(
@@ -127,7 +123,7 @@ where
         Ok(bytes) => admission.finish(bytes)?,
         Err(failure) => return Err(admission.body_failed(failure).into()),
     };
-    Ok((verified, None))
+    Ok(verified)
 }
 
 /// A verified QStash delivery whose JSON body deserialized into `T`.
@@ -194,13 +190,13 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (verified, hook) = verified::<K, S>(req, state).await?;
+        let verified = verified::<K, S>(req, state).await?;
         match verified.json() {
             Ok(payload) => {
                 let (claims, delivery, _) = verified.into_parts();
                 Ok(Self::new(payload, delivery, claims))
             }
-            Err(refusal) => Err(QStashRejection::new(refusal, hook)),
+            Err(refusal) => Err(refusal.into()),
         }
     }
 }
@@ -240,7 +236,7 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (verified, _) = verified::<K, S>(req, state).await?;
+        let verified = verified::<K, S>(req, state).await?;
         let (claims, delivery, body) = verified.into_parts();
         Ok(Self::new(body, delivery, claims))
     }
@@ -312,13 +308,13 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (verified, hook) = verified::<K, S>(req, state).await?;
+        let verified = verified::<K, S>(req, state).await?;
         match verified.callback() {
             Ok(callback) => {
                 let (claims, delivery, _) = verified.into_parts();
                 Ok(Self::new(callback, delivery, claims))
             }
-            Err(refusal) => Err(QStashRejection::new(refusal, hook)),
+            Err(refusal) => Err(refusal.into()),
         }
     }
 }

@@ -19,9 +19,9 @@
 //!
 //! A typed payload is then read with [`Verified::json`] or [`Verified::callback`] (489 or 422).
 
+mod answer;
 mod budget;
 mod clock;
-mod refusal;
 mod subject;
 
 use std::fmt;
@@ -32,13 +32,15 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode, Version};
 use serde::de::DeserializeOwned;
 
+pub use self::answer::{
+    Answer, DUPLICATE_HEADER, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, Reason, Refusal,
+};
 pub use self::budget::DEFAULT_BUDGET_BODIES;
 pub use self::clock::Clock;
-pub use self::refusal::{LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, Reason, Refusal};
 pub use self::subject::{BaseUrl, SubjectPolicy};
 
+use self::answer::{MethodForLog, logged_message_id};
 use self::budget::{Budget, Permit, Reserve as _};
-use self::refusal::logged_message_id;
 use self::subject::Expected;
 use crate::callback::Callback;
 use crate::claims::Claims;
@@ -401,7 +403,7 @@ impl Receiver {
             refusal
                 .closing(head.closes())
                 .for_message(head.message_id())
-                .for_method(head.method)
+                .with_method(head.method)
         };
         let c = &*self.inner;
         let token = signature(head.headers).map_err(|e| refuse(Refusal::signature(e)))?;
@@ -447,6 +449,7 @@ impl Receiver {
             token,
             delivery,
             close: head.closes(),
+            method: MethodForLog::new(head.method),
             _permit: permit,
         })
     }
@@ -602,6 +605,7 @@ pub struct Admission {
     token: VerifiedToken,
     delivery: Delivery,
     close: bool,
+    method: MethodForLog,
     _permit: Permit,
 }
 
@@ -630,20 +634,25 @@ impl Admission {
     ///
     /// 413 for a body over the limit, 401 (`body_hash_mismatch`) for a body QStash did not sign.
     pub fn finish(self, body: Bytes) -> Result<Verified, Refusal> {
-        let message_id = || logged_message_id(Some(self.delivery.message_id.as_bytes()));
         if body.len() > self.body_limit() {
-            return Err(too_large(self.body_limit())
-                .closing(self.close)
-                .for_message(message_id()));
+            return Err(self.logged(too_large(self.body_limit()).closing(self.close)));
         }
-        match self.token.verify_body(&body) {
+        let Self {
+            token,
+            delivery,
+            payload_error_status,
+            method,
+            ..
+        } = self;
+        match token.verify_body(&body) {
             Ok(claims) => Ok(Verified {
                 claims,
-                delivery: self.delivery,
+                delivery,
                 body,
-                payload_error_status: self.payload_error_status,
+                payload_error_status,
+                method,
             }),
-            Err(e) => Err(Refusal::signature(e).for_message(message_id())),
+            Err(e) => Err(logged(Refusal::signature(e), &delivery, method)),
         }
     }
 
@@ -665,10 +674,21 @@ impl Admission {
                 "the body stream failed",
             ),
         };
-        refusal
-            .closing(self.close)
-            .for_message(logged_message_id(Some(self.delivery.message_id.as_bytes())))
+        let refusal = refusal.closing(self.close);
+        self.logged(refusal)
     }
+
+    /// `answer` with this request's message id and method, for its log event.
+    fn logged(&self, answer: Answer) -> Answer {
+        logged(answer, &self.delivery, self.method)
+    }
+}
+
+/// `answer` with the request's message id and method, for its log event.
+fn logged(answer: Answer, delivery: &Delivery, method: MethodForLog) -> Answer {
+    answer
+        .for_message(logged_message_id(Some(delivery.message_id.as_bytes())))
+        .with_method(method.as_str())
 }
 
 impl fmt::Debug for Admission {
@@ -692,6 +712,7 @@ pub struct Verified {
     /// The raw body, as signed.
     pub body: Bytes,
     payload_error_status: PayloadErrorStatus,
+    method: MethodForLog,
 }
 
 impl Verified {
@@ -736,11 +757,11 @@ impl Verified {
     }
 
     fn payload_refusal(&self, reason: Reason, error: &dyn fmt::Display) -> Refusal {
-        Refusal::new(
+        let answer = Refusal::new(
             reason,
             self.payload_error_status.status(),
             error.to_string(),
-        )
-        .for_message(logged_message_id(Some(self.delivery.message_id.as_bytes())))
+        );
+        logged(answer, &self.delivery, self.method)
     }
 }
