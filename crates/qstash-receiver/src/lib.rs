@@ -5,6 +5,7 @@
 mod base64url;
 mod callback;
 mod claims;
+pub mod dangerous;
 mod delivery;
 mod error;
 mod inspect;
@@ -21,7 +22,6 @@ pub use delivery::{
     NON_RETRYABLE_STATUS, RETRIED_HEADER, SCHEDULE_ID_HEADER, TOPIC_NAME_HEADER,
 };
 pub use error::{ConfigError, Error, ErrorKind};
-pub use inspect::{UnverifiedClaims, inspect_unverified};
 pub use keys::{
     DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_DEV, ENV_NEXT, ENV_REGION,
     KNOWN_REGIONS, KeyRing, SigningKeys,
