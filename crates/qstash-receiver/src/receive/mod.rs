@@ -21,7 +21,6 @@
 
 mod answer;
 mod budget;
-mod clock;
 mod subject;
 
 use std::fmt;
@@ -29,14 +28,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, StatusCode, Version};
+use http::{HeaderName, StatusCode, Version};
 use serde::de::DeserializeOwned;
 
 pub use self::answer::{
     Answer, DUPLICATE_HEADER, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, Reason, Refusal,
 };
 pub use self::budget::DEFAULT_BUDGET_BODIES;
-pub use self::clock::Clock;
 pub use self::subject::{BaseUrl, SubjectPolicy};
 
 use self::answer::{MethodForLog, logged_message_id};
@@ -45,9 +43,11 @@ use self::subject::Expected;
 use crate::callback::Callback;
 use crate::claims::Claims;
 use crate::delivery::Delivery;
-use crate::error::{ConfigError, Error, ErrorKind};
+use crate::error::{ConfigError, Error};
+use crate::headers::{self, HeaderLookup};
 use crate::keys::KeyRing;
-use crate::verify::{REGION_NAME, SIGNATURE_NAME, VerifiedToken, Verifier};
+use crate::time::Clock;
+use crate::verify::{VerifiedToken, Verifier};
 
 /// The default body limit: 1 MiB, QStash's own maximum message size on most plans.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -60,32 +60,6 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BUSY_RETRY_AFTER_SECS: u32 = 5;
 
 const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(crate::MESSAGE_ID_HEADER);
-
-/// Looks up a request's header values by name, without copying them: implemented for
-/// `http::HeaderMap`; an adapter for a framework with its own header map implements it on a
-/// borrowed wrapper.
-pub trait HeaderLookup {
-    /// The values of one header, in order.
-    type Values<'h>: Iterator<Item = &'h [u8]>
-    where
-        Self: 'h;
-
-    /// Every value of the header `name` (lowercase), in the order received.
-    fn get_all<'h>(&'h self, name: &HeaderName) -> Self::Values<'h>;
-}
-
-impl HeaderLookup for HeaderMap {
-    type Values<'h> = std::iter::Map<
-        http::header::ValueIter<'h, http::HeaderValue>,
-        fn(&http::HeaderValue) -> &[u8],
-    >;
-
-    fn get_all<'h>(&'h self, name: &HeaderName) -> Self::Values<'h> {
-        HeaderMap::get_all(self, name)
-            .iter()
-            .map(http::HeaderValue::as_bytes)
-    }
-}
 
 /// The request target a delivery came to, as the server or platform gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,17 +380,15 @@ impl Receiver {
                 .with_method(head.method)
         };
         let c = &*self.inner;
-        let token = signature(head.headers).map_err(|e| refuse(Refusal::signature(e)))?;
-        let region = head
-            .headers
-            .get_all(&REGION_NAME)
-            .next()
-            .and_then(|v| std::str::from_utf8(v).ok());
+        let token = headers::signature(head.headers).map_err(|e| refuse(Refusal::signature(e)))?;
+        let region = headers::region(head.headers);
         let now = c.clock.now();
         let token = self
             .verify_token(head, region, token, now)
             .map_err(|e| refuse(Refusal::signature(e)))?;
-        let declared = head.declared_len.or_else(|| content_length(head.headers));
+        let declared = head
+            .declared_len
+            .or_else(|| headers::content_length(head.headers));
         let limit = u64::try_from(c.max_body_bytes).unwrap_or(u64::MAX);
         if declared.is_some_and(|len| len > limit) {
             return Err(refuse(too_large(c.max_body_bytes)));
@@ -540,36 +512,6 @@ impl fmt::Debug for Receiver {
             .field("max_buffered_bytes", &self.buffered_bytes_limit())
             .finish()
     }
-}
-
-/// The single `Upstash-Signature` value, visible ASCII: the one rule for the pipeline and for
-/// [`signature_from_headers`](crate::signature_from_headers).
-pub(crate) fn signature<H: HeaderLookup + ?Sized>(headers: &H) -> Result<&str, Error> {
-    let mut values = headers.get_all(&SIGNATURE_NAME);
-    let value = values
-        .next()
-        .ok_or(Error::new(ErrorKind::MissingSignature))?;
-    if values.next().is_some() {
-        return Err(Error::new(ErrorKind::MultipleSignatures));
-    }
-    // No short-circuit, so that the check over the token's ~500 bytes vectorizes.
-    let visible = value
-        .iter()
-        .fold(true, |visible, b| visible & (0x20..0x7f).contains(b));
-    std::str::from_utf8(value)
-        .ok()
-        .filter(|_| visible)
-        .ok_or_else(|| Error::with_text(ErrorKind::MalformedToken, "header is not visible ASCII"))
-}
-
-/// `Content-Length`, when there is exactly one valid value.
-fn content_length<H: HeaderLookup + ?Sized>(headers: &H) -> Option<u64> {
-    let mut values = headers.get_all(&http::header::CONTENT_LENGTH);
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
 fn too_large(limit: usize) -> Refusal {
