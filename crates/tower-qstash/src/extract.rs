@@ -32,11 +32,22 @@ use crate::rejection::QStashRejection;
 /// Behind the layer, every `K` uses what the layer verified. Sealed: the three types above
 /// are the only sources.
 ///
-/// A route whose state has no `Receiver` does not compile with `K = Receiver`: with axum's
-/// `#[debug_handler]`, rustc says `Receiver: FromRef<YourState>` is not satisfied, "required
-/// for `Receiver` to implement `ConfigSource<YourState>`", and names the fix
-/// (`BehindQStashLayerWriteLayeredElsePutAReceiverInTheState`). The router's state is never
-/// inferred to be a `Receiver` from the extractor alone.
+/// A route whose state has no `Receiver` does not compile with `K = Receiver`, and rustc does
+/// not name the fix. What rustc 1.95 prints with axum 0.8 for `post(handler)` where
+/// `handler` takes `QStash<T>` and the state is `AppState`:
+///
+/// ```text
+/// error[E0277]: the trait bound `fn(QStash<Value>) -> ... {handler}: Handler<..., ...>` is not satisfied
+///   = help: the trait `Handler<(ViaRequest, QStash<Value>), AppState>` is not implemented for fn item ...
+///   = note: Consider using `#[axum::debug_handler]` to improve the error message
+/// ```
+///
+/// `#[axum::debug_handler]` (axum's `macros` feature, off by default) moves the error to the
+/// argument: "the trait `FromRequest<(), _>` is not implemented for `QStash<Value>`" (write
+/// `#[axum::debug_handler(state = AppState)]` to check against your state). Neither message
+/// names [`Layered`]: behind [`QStashLayer`](crate::QStashLayer), write `QStash<T, Layered>`;
+/// without it, put a `Receiver` in the state. The router's state is never inferred to be a
+/// `Receiver` from the extractor alone.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not where a QStash extractor can get its `Receiver` with the router state `{S}`",
     label = "the extractor's `K` must be `Receiver`, `Verifier` or `Layered`",
@@ -77,8 +88,7 @@ where
 /// A second `FromRef` source of [`Receiver`] next to axum's `impl<T: Clone> FromRef<T> for T`,
 /// so that a router's state is never *inferred* to be a `Receiver` from an extractor's `K`
 /// (that turns a forgotten `Layered` into a `Router<Receiver>` type error far from its
-/// cause). Its name is the hint rustc prints next to `Receiver: FromRef<YourState>` is not
-/// satisfied. It cannot be built.
+/// cause). rustc does not print its name (see [`ConfigSource`]). It cannot be built.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
 pub struct BehindQStashLayerWriteLayeredElsePutAReceiverInTheState(std::convert::Infallible);
