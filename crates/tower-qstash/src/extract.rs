@@ -118,8 +118,18 @@ where
     K: ConfigSource<S>,
 {
     let (mut parts, body) = req.into_parts();
-    if let Some(VerifiedByLayer { verified }) = parts.extensions.remove() {
-        return Ok(verified);
+    if let Some(VerifiedByLayer { rest }) = parts.extensions.remove() {
+        // The body extractor runs last: nothing after it reads these extensions.
+        let claims = parts.extensions.remove::<Claims>();
+        let delivery = parts.extensions.remove::<Delivery>();
+        let (Some(claims), Some(delivery)) = (claims, delivery) else {
+            return Err(Refusal::not_configured(
+                "a layer between `QStashLayer` and the extractor removed the verified \
+                 `Claims` or `Delivery` from the request's extensions",
+            )
+            .into());
+        };
+        return Ok(Verified::join(claims, delivery, rest));
     }
     let Some(receiver) = K::receiver(state) else {
         return Err(Refusal::not_configured(

@@ -25,12 +25,13 @@ pub(crate) fn answer(answer: Answer) -> Response<Bytes> {
 }
 
 /// The mark the layer leaves on a request it verified, so that the extractors behind it
-/// neither read the body nor verify again: what the core verified (with its payload-error
-/// status).
+/// neither read the body nor verify again: what the core verified besides the `Claims` and
+/// the `Delivery`, which are in the extensions on their own (for handlers and other layers)
+/// and which the extractor, the last to see the request, takes back out.
 #[derive(Clone)]
 #[cfg(feature = "axum")]
 pub(crate) struct VerifiedByLayer {
-    pub(crate) verified: qstash_receiver::Verified,
+    pub(crate) rest: qstash_receiver::VerifiedRest,
 }
 
 /// A [`Layer`] that runs QStash's receiving pipeline ([`Receiver`]) before the inner service
@@ -261,13 +262,15 @@ where
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
                     };
-                    parts.extensions.insert(verified.claims.clone());
-                    parts.extensions.insert(verified.delivery.clone());
-                    let body = VerifiedBody::new(verified.body.clone());
+                    // Moved, not cloned: the extractors take them back out ([`VerifiedByLayer`]).
+                    let (claims, delivery, rest) = verified.split();
+                    parts.extensions.insert(claims);
+                    parts.extensions.insert(delivery);
+                    let body = VerifiedBody::new(rest.body().clone());
                     #[cfg(feature = "axum")]
-                    parts.extensions.insert(VerifiedByLayer { verified });
+                    parts.extensions.insert(VerifiedByLayer { rest });
                     #[cfg(not(feature = "axum"))]
-                    let _ = verified;
+                    let _ = rest;
                     let future = inner.call(Request::from_parts(parts, body));
                     state.set(State::Calling { future });
                 }

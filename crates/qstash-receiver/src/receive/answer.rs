@@ -585,7 +585,7 @@ impl fmt::Debug for MethodForLog {
 pub(crate) fn logged_message_id(value: Option<&[u8]>) -> Option<Box<str>> {
     let value = value?;
     let text = std::str::from_utf8(value).ok()?;
-    if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+    if !crate::headers::is_visible_ascii(value) {
         return Some("<not visible ASCII>".into());
     }
     Some(if text.len() > MAX_LOGGED_MESSAGE_ID {

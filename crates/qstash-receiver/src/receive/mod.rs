@@ -643,6 +643,23 @@ impl fmt::Debug for Admission {
     }
 }
 
+/// What [`Verified::split`] leaves besides the claims and the delivery: the body and how to
+/// refuse its payload.
+#[derive(Debug, Clone)]
+pub struct VerifiedRest {
+    body: Bytes,
+    payload_error_status: PayloadErrorStatus,
+    method: MethodForLog,
+}
+
+impl VerifiedRest {
+    /// The raw body, as signed.
+    #[must_use]
+    pub const fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
 /// A verified delivery: the claims, the delivery headers and the body QStash signed.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -690,6 +707,31 @@ impl Verified {
     #[must_use]
     pub fn into_parts(self) -> (Claims, Delivery, Bytes) {
         (self.claims, self.delivery, self.body)
+    }
+
+    /// The claims, the delivery and the rest, to keep apart without a copy (an adapter puts
+    /// the claims and the delivery in the request's extensions, where handlers read them, and
+    /// [`join`](Self::join)s them again for its extractors).
+    #[must_use]
+    pub fn split(self) -> (Claims, Delivery, VerifiedRest) {
+        let rest = VerifiedRest {
+            body: self.body,
+            payload_error_status: self.payload_error_status,
+            method: self.method,
+        };
+        (self.claims, self.delivery, rest)
+    }
+
+    /// The verified delivery [`split`](Self::split) apart, whole again.
+    #[must_use]
+    pub fn join(claims: Claims, delivery: Delivery, rest: VerifiedRest) -> Self {
+        Self {
+            claims,
+            delivery,
+            body: rest.body,
+            payload_error_status: rest.payload_error_status,
+            method: rest.method,
+        }
     }
 
     /// The payload-error status this delivery was received with.
