@@ -10,7 +10,7 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage as _};
 use pin_project_lite::pin_project;
-use qstash_receiver::{Admission, Receiver, Refusal, Verified};
+use qstash_receiver::{Admission, Receiver, Refusal, VerifiedRest};
 
 use crate::body::BodyReader;
 use crate::error::{QStashErrorHandler, answer};
@@ -20,7 +20,9 @@ use crate::head::{check_head, upgrade_body_len};
 /// instead of verifying again.
 #[derive(Clone)]
 pub(crate) struct Guarded {
-    pub(crate) verified: Verified,
+    /// What the core verified besides the `Claims` and `Delivery`, which are in the
+    /// extensions on their own.
+    pub(crate) rest: VerifiedRest,
 }
 
 /// Middleware that verifies every request of the scope or app it wraps, with its
@@ -218,12 +220,14 @@ where
                     };
                     match verified {
                         Ok(verified) => {
-                            req.set_payload(Payload::from(verified.body.clone()));
+                            // Moved, not cloned: the extractors read them back from here.
+                            let (claims, delivery, rest) = verified.split();
+                            req.set_payload(Payload::from(rest.body().clone()));
                             {
                                 let mut extensions = req.extensions_mut();
-                                extensions.insert(verified.delivery.clone());
-                                extensions.insert(verified.claims.clone());
-                                extensions.insert(Guarded { verified });
+                                extensions.insert(delivery);
+                                extensions.insert(claims);
+                                extensions.insert(Guarded { rest });
                             }
                             let fut = service.call(req);
                             state.set(State::Calling { fut });
