@@ -12,30 +12,23 @@ use std::error::Error;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use actix_qstash::{QStash, QStashCallback};
-use actix_web::http::StatusCode;
+use actix_qstash::{QStash, QStashCallback, QStashError};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use qstash_examples::{
     CALLBACK_PATH, HEADER_READ_TIMEOUT, Inbox, Order, WEBHOOK_PATH, missing_keys, port_from_env,
 };
-use qstash_receiver::{NON_RETRYABLE_HEADER, Receiver};
+use qstash_receiver::Receiver;
 
-/// The extractor verifies with the `Receiver` in `app_data`.
+/// The extractor verifies with the `Receiver` in `app_data`. A refused order is the core's
+/// `Answer`, written (and logged) as every refusal of the extractor is.
 async fn webhook(
     inbox: web::Data<Inbox>,
     QStash {
         payload, delivery, ..
     }: QStash<Order>,
-) -> HttpResponse {
-    let outcome = inbox.handle_order(delivery.message_id, delivery.retried, payload);
-    let mut response =
-        HttpResponse::build(StatusCode::from_u16(outcome.status()).unwrap_or(StatusCode::OK));
-    if outcome.is_non_retryable() {
-        response.insert_header((NON_RETRYABLE_HEADER, "true"));
-    }
-    response
-        .content_type(outcome.content_type())
-        .body(outcome.body())
+) -> Result<HttpResponse, QStashError> {
+    let echo = inbox.handle_order(delivery.message_id, delivery.retried, payload)?;
+    Ok(HttpResponse::Ok().json(echo))
 }
 
 async fn callback(

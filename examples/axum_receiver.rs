@@ -14,23 +14,25 @@ use std::error::Error;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
+use axum::{Json, Router};
 use qstash_examples::{
-    CALLBACK_PATH, Inbox, Order, Outcome, WEBHOOK_PATH, missing_keys, port_from_env, serve_axum,
+    CALLBACK_PATH, Echo, Inbox, Order, WEBHOOK_PATH, missing_keys, port_from_env, serve_axum,
 };
 use qstash_receiver::Receiver;
-use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
+use tower_qstash::{Layered, QStash, QStashAnswer, QStashCallback, QStashLayer};
 
-/// Behind the layer, the extractors take what it verified: `Layered` says so.
+/// Behind the layer, the extractors take what it verified: `Layered` says so. A refused order
+/// is the core's `Answer`, written (and logged) as every refusal of the layer is.
 async fn webhook(
     State(inbox): State<Inbox>,
     QStash {
         payload, delivery, ..
     }: QStash<Order, Layered>,
-) -> Outcome {
-    inbox.handle_order(delivery.message_id, delivery.retried, payload)
+) -> Result<Json<Echo>, QStashAnswer> {
+    let answer = inbox.handle_order(delivery.message_id, delivery.retried, payload);
+    answer.map(Json).map_err(QStashAnswer::from)
 }
 
 async fn callback(

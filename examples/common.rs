@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use qstash_receiver::{Callback, NON_RETRYABLE_HEADER, NON_RETRYABLE_STATUS};
+use qstash_receiver::{Answer, Callback, NON_RETRYABLE_HEADER};
 use serde::{Deserialize, Serialize};
 
 /// The route that takes deliveries.
@@ -63,18 +63,6 @@ pub enum Seen {
         /// The parsed callback body.
         callback: Box<Callback>,
     },
-}
-
-/// What the webhook decided, independent of the framework.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// 200 with the echo as JSON.
-    Accepted(Echo),
-    /// 503: a temporary failure; QStash retries.
-    TryLater,
-    /// 489 + `Upstash-NonRetryable-Error: true`: QStash stops retrying (and calls the failure
-    /// callback).
-    Refused(String),
 }
 
 /// The handlers' shared state: what they saw, and (for demos and tests) how many deliveries
@@ -176,8 +164,20 @@ impl Inbox {
         self.lock().bytes
     }
 
-    /// The webhook's logic: record the delivery and decide the answer.
-    pub fn handle_order(&self, message_id: String, retried: u32, payload: Order) -> Outcome {
+    /// The webhook's logic: record the delivery and decide the answer: the echo (200, as
+    /// JSON), or the core's [`Answer`] that each framework's writer of this workspace writes
+    /// (a 503 "retry later" while failing, with QStash's own backoff as `Retry-After`; a 489
+    /// "do not retry" for order 0).
+    ///
+    /// # Errors
+    ///
+    /// The answer for a delivery that is not accepted.
+    pub fn handle_order(
+        &self,
+        message_id: String,
+        retried: u32,
+        payload: Order,
+    ) -> Result<Echo, Answer> {
         let echo = Echo {
             message_id,
             retried,
@@ -188,17 +188,17 @@ impl Inbox {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         let outcome = if failing {
-            Outcome::TryLater
+            let wait = qstash_receiver::retry::backoff(retried.saturating_add(1)).as_secs();
+            let wait = u32::try_from(wait).unwrap_or(u32::MAX);
+            Err(Answer::retry_later(wait, "try again later").with_message_id(&echo.message_id))
         } else if echo.payload.order == 0 {
-            Outcome::Refused("order 0 does not exist".to_owned())
+            Err(Answer::do_not_retry("order 0 does not exist").with_message_id(&echo.message_id))
         } else {
-            Outcome::Accepted(echo.clone())
+            Ok(echo.clone())
         };
-        let status = match outcome {
-            Outcome::Accepted(_) => 200,
-            Outcome::TryLater => 503,
-            Outcome::Refused(_) => NON_RETRYABLE_STATUS,
-        };
+        let status = outcome
+            .as_ref()
+            .map_or_else(|answer| answer.status().as_u16(), |_| 200);
         self.record(Seen::Delivery { echo, status });
         outcome
     }
@@ -338,61 +338,6 @@ fn is_transient(error: &std::io::Error) -> bool {
     ) || matches!(error.raw_os_error(), Some(23 | 24)) // ENFILE, EMFILE
 }
 
-/// The answer as axum writes it: status, `Content-Type`, body, and
-/// `Upstash-NonRetryable-Error: true` with 489.
-impl axum::response::IntoResponse for Outcome {
-    fn into_response(self) -> axum::response::Response {
-        use axum::http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
-
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::OK);
-        let mut response =
-            (status, [(CONTENT_TYPE, self.content_type())], self.body()).into_response();
-        if self.is_non_retryable() {
-            response
-                .headers_mut()
-                .insert(NON_RETRYABLE_HEADER, HeaderValue::from_static("true"));
-        }
-        response
-    }
-}
-
-impl Outcome {
-    /// The answer's status: 200, 503, or 489 (QStash's non-retryable status).
-    #[must_use]
-    pub const fn status(&self) -> u16 {
-        match self {
-            Self::Accepted(_) => 200,
-            Self::TryLater => 503,
-            Self::Refused(_) => NON_RETRYABLE_STATUS,
-        }
-    }
-
-    /// Whether the answer carries `Upstash-NonRetryable-Error: true`.
-    #[must_use]
-    pub const fn is_non_retryable(&self) -> bool {
-        matches!(self, Self::Refused(_))
-    }
-
-    /// The answer's `Content-Type`: JSON for the echo, else text.
-    #[must_use]
-    pub const fn content_type(&self) -> &'static str {
-        match self {
-            Self::Accepted(_) => "application/json",
-            Self::TryLater | Self::Refused(_) => "text/plain; charset=utf-8",
-        }
-    }
-
-    /// The answer's body: the echo as JSON, or a short text.
-    #[must_use]
-    pub fn body(&self) -> String {
-        match self {
-            Self::Accepted(echo) => serde_json::to_string(echo).unwrap_or_default(),
-            Self::TryLater => "try again later".to_owned(),
-            Self::Refused(reason) => reason.clone(),
-        }
-    }
-}
-
 // The top-level README's snippets, compiled as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -476,7 +421,7 @@ mod tests {
         for order in 1..=total {
             let outcome =
                 inbox.handle_order(format!("msg_{order}"), 0, Order { order, item: None });
-            assert!(matches!(outcome, Outcome::Accepted(_)));
+            assert!(outcome.is_ok());
         }
         let seen = inbox.seen();
         assert_eq!(seen.len(), Inbox::KEEP);

@@ -18,12 +18,12 @@
 //! (`lambda_http` otherwise puts `/{stage}` before them); the check still compares `sub` with
 //! the URL that has the stage.
 
-use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use qstash_examples::{CALLBACK_PATH, Inbox, Order, Outcome, WEBHOOK_PATH, missing_keys};
+use axum::{Json, Router};
+use qstash_examples::{CALLBACK_PATH, Echo, Inbox, Order, WEBHOOK_PATH, missing_keys};
 use qstash_receiver::Receiver;
-use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
+use tower_qstash::{Layered, QStash, QStashAnswer, QStashCallback, QStashLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -42,8 +42,9 @@ async fn webhook(
     QStash {
         payload, delivery, ..
     }: QStash<Order, Layered>,
-) -> Outcome {
-    inbox.handle_order(delivery.message_id, delivery.retried, payload)
+) -> Result<Json<Echo>, QStashAnswer> {
+    let answer = inbox.handle_order(delivery.message_id, delivery.retried, payload);
+    answer.map(Json).map_err(QStashAnswer::from)
 }
 
 async fn callback(

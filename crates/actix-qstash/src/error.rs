@@ -1,5 +1,5 @@
-//! [`QStashError`]: a refusal of the core's pipeline as an actix-web error, and the hook that
-//! can answer it differently.
+//! [`QStashError`]: the core's [`Answer`] as an actix-web error and response (the crate's one
+//! writer), and the `app_data` hook that can answer refusals differently.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,14 +7,30 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use qstash_receiver::Refusal;
+use qstash_receiver::{Answer, Refusal};
 
-/// A refused delivery: the core's [`Refusal`], answered exactly as it says (its
-/// [`status`](Refusal::status), [`headers`](Refusal::headers) and
-/// [`body_text`](Refusal::body_text)).
+/// The core's [`Answer`] for actix-web: a refusal of the middleware or an extractor, an
+/// exactly-once middleware's duplicate, or a handler's "do not retry" / "retry later",
+/// answered exactly as it says (its [`status`](Answer::status), [`headers`](Answer::headers)
+/// and [`body_text`](Answer::body_text)).
 ///
-/// The answer never says why; [`Refusal::reason`] and [`Refusal::detail`] go to the logs,
-/// through [`Refusal::log`], once, when the refusal is answered.
+/// [`Answer::reason`] and [`Answer::detail`] go to the logs through [`Answer::log`], once,
+/// when the response is built ([`ResponseError::error_response`], or
+/// [`respond`](Self::respond)).
+///
+/// # Examples
+///
+/// A handler's "a retry cannot help" (489 with `Upstash-NonRetryable-Error: true`):
+///
+/// ```
+/// use actix_qstash::QStashError;
+/// use actix_web::HttpResponse;
+/// use qstash_receiver::Answer;
+///
+/// async fn handler() -> Result<HttpResponse, QStashError> {
+///     Err(Answer::do_not_retry("order 0 does not exist").into())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct QStashError {
     refusal: Refusal,
@@ -32,9 +48,16 @@ impl QStashError {
     pub fn into_refusal(self) -> Refusal {
         self.refusal
     }
+
+    /// Logs the answer and builds the response, as [`ResponseError::error_response`] does,
+    /// for answers that are not errors (a duplicate's 200).
+    #[must_use]
+    pub fn respond(&self) -> HttpResponse {
+        self.error_response()
+    }
 }
 
-impl From<Refusal> for QStashError {
+impl From<Answer> for QStashError {
     fn from(refusal: Refusal) -> Self {
         Self { refusal }
     }
@@ -59,12 +82,13 @@ impl ResponseError for QStashError {
 
     fn error_response(&self) -> HttpResponse {
         let refusal = &self.refusal;
+        refusal.log();
         let mut res = HttpResponse::build(status(refusal));
         if refusal.closes_connection() {
             // actix-http writes `Connection` from the response head, not from its headers.
             res.force_close();
         }
-        let mut res = res.body(refusal.body_text());
+        let mut res = res.body(refusal.body());
         let headers = res.headers_mut();
         for (name, value) in refusal.headers() {
             // The core's names and values are valid in every version of `http`.
@@ -88,10 +112,8 @@ type Hook = dyn Fn(Refusal, &HttpRequest) -> actix_web::Error + Send + Sync;
 /// Answers refusals your own way, like `JsonConfig::error_handler`: gets the core's
 /// [`Refusal`] (already logged) and the request, returns the error to answer with.
 ///
-/// Give it to the middleware ([`QStashMiddleware::error_handler`](crate::QStashMiddleware::error_handler)),
-/// which applies it to everything behind it, extractors included. For the extractors without
-/// the middleware, put it in `app_data` (`QStashErrorHandler`, then
-/// `web::Data<QStashErrorHandler>`).
+/// Put it in `app_data` (`QStashErrorHandler`, then `web::Data<QStashErrorHandler>`), where
+/// the middleware and the extractors look it up.
 ///
 /// # Examples
 ///
@@ -128,16 +150,18 @@ impl fmt::Debug for QStashErrorHandler {
     }
 }
 
-/// Answers `refusal`: logs it (the core's one event), then turns it into the error to answer
-/// with, through `handler` if there is one.
+/// Answers `refusal`: through `handler` if there is one (which gets it logged, the core's
+/// one event), else as a [`QStashError`], which logs it when actix-web builds its response.
 pub(crate) fn answer(
     req: &HttpRequest,
     refusal: Refusal,
     handler: Option<&QStashErrorHandler>,
 ) -> actix_web::Error {
-    refusal.log();
     match handler {
-        Some(handler) => (handler.0)(refusal, req),
+        Some(handler) => {
+            refusal.log();
+            (handler.0)(refusal, req)
+        }
         None => QStashError::from(refusal).into(),
     }
 }

@@ -188,9 +188,29 @@ enum State {
 
 impl<X> ExtractFuture<X> {
     fn new(req: &HttpRequest, payload: &mut Payload) -> Self {
-        let guarded = req.extensions().get::<Guarded>().cloned();
+        let guarded = {
+            let extensions = req.extensions();
+            extensions.get::<Guarded>().map(|guarded| {
+                (
+                    guarded.rest.clone(),
+                    extensions.get::<Claims>().cloned(),
+                    extensions.get::<Delivery>().cloned(),
+                )
+            })
+        };
         let state = match guarded {
-            Some(Guarded { verified, handler }) => State::Ready(Some(Ok((verified, handler)))),
+            Some((rest, Some(claims), Some(delivery))) => State::Ready(Some(Ok((
+                Verified::join(claims, delivery, rest),
+                QStashErrorHandler::from_req(req).cloned(),
+            )))),
+            Some(_) => State::Ready(Some(Err(answer(
+                req,
+                Refusal::not_configured(
+                    "something between `QStashMiddleware` and the extractor removed the \
+                     verified `Claims` or `Delivery` from the request's extensions",
+                ),
+                QStashErrorHandler::from_req(req),
+            )))),
             None => Self::start(req, payload),
         };
         Self {

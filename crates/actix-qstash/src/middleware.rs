@@ -8,20 +8,21 @@ use std::task::{Context, Poll};
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::{Error, HttpMessage as _, HttpRequest};
+use actix_web::{Error, HttpMessage as _};
 use pin_project_lite::pin_project;
-use qstash_receiver::{Admission, Receiver, Refusal, Verified};
+use qstash_receiver::{Admission, Receiver, Refusal, VerifiedRest};
 
 use crate::body::BodyReader;
 use crate::error::{QStashErrorHandler, answer};
 use crate::head::{check_head, upgrade_body_len};
 
 /// Marks a request the middleware verified: the extractors behind it take this result
-/// instead of verifying again, and answer their refusals with its error handler.
+/// instead of verifying again.
 #[derive(Clone)]
 pub(crate) struct Guarded {
-    pub(crate) verified: Verified,
-    pub(crate) handler: Option<QStashErrorHandler>,
+    /// What the core verified besides the `Claims` and `Delivery`, which are in the
+    /// extensions on their own.
+    pub(crate) rest: VerifiedRest,
 }
 
 /// Middleware that verifies every request of the scope or app it wraps, with its
@@ -68,28 +69,12 @@ pub(crate) struct Guarded {
 #[must_use]
 pub struct QStashMiddleware {
     receiver: Receiver,
-    handler: Option<QStashErrorHandler>,
 }
 
 impl QStashMiddleware {
     /// Middleware that verifies with `receiver`.
     pub const fn new(receiver: Receiver) -> Self {
-        Self {
-            receiver,
-            handler: None,
-        }
-    }
-
-    /// Answers every refusal of this middleware, and of the crate's extractors behind it,
-    /// through `hook`, which gets the core's [`Refusal`] (already logged).
-    ///
-    /// Defaults to none: a refusal is answered as [`QStashError`](crate::QStashError) says.
-    pub fn error_handler<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(Refusal, &HttpRequest) -> Error + Send + Sync + 'static,
-    {
-        self.handler = Some(QStashErrorHandler::new(hook));
-        self
+        Self { receiver }
     }
 
     /// The receiver; rotate keys through its verifier and every clone sees them.
@@ -102,7 +87,6 @@ impl fmt::Debug for QStashMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QStashMiddleware")
             .field("receiver", &self.receiver)
-            .field("error_handler", &self.handler.is_some())
             .finish()
     }
 }
@@ -159,23 +143,19 @@ where
                     admission: Some(admission),
                     body,
                     service: Rc::clone(&self.service),
-                    config: Rc::clone(&self.config),
                 }
             }
             Err(refusal) => State::Answered {
-                res: Some(refuse(req, refusal, &self.config)),
+                res: Some(refuse(req, refusal)),
             },
         };
         QStashMiddlewareFuture { state }
     }
 }
 
-fn refuse<B>(
-    req: ServiceRequest,
-    refusal: Refusal,
-    config: &QStashMiddleware,
-) -> ServiceResponse<EitherBody<B>> {
-    let err = answer(req.request(), refusal, config.handler.as_ref());
+fn refuse<B>(req: ServiceRequest, refusal: Refusal) -> ServiceResponse<EitherBody<B>> {
+    let handler = QStashErrorHandler::from_req(req.request());
+    let err = answer(req.request(), refusal, handler);
     req.error_response(err).map_into_right_body()
 }
 
@@ -203,7 +183,6 @@ pin_project! {
             admission: Option<Admission>,
             body: BodyReader,
             service: Rc<S>,
-            config: Rc<QStashMiddleware>,
         },
         Calling {
             #[pin]
@@ -230,7 +209,6 @@ where
                     admission,
                     body,
                     service,
-                    config,
                 } => {
                     let read = std::task::ready!(body.poll_body(cx));
                     let (Some(mut req), Some(admission)) = (req.take(), admission.take()) else {
@@ -242,20 +220,19 @@ where
                     };
                     match verified {
                         Ok(verified) => {
-                            req.set_payload(Payload::from(verified.body.clone()));
+                            // Moved, not cloned: the extractors read them back from here.
+                            let (claims, delivery, rest) = verified.split();
+                            req.set_payload(Payload::from(rest.body().clone()));
                             {
                                 let mut extensions = req.extensions_mut();
-                                extensions.insert(verified.delivery.clone());
-                                extensions.insert(verified.claims.clone());
-                                extensions.insert(Guarded {
-                                    verified,
-                                    handler: config.handler.clone(),
-                                });
+                                extensions.insert(delivery);
+                                extensions.insert(claims);
+                                extensions.insert(Guarded { rest });
                             }
                             let fut = service.call(req);
                             state.set(State::Calling { fut });
                         }
-                        Err(refusal) => return Poll::Ready(Ok(refuse(req, refusal, config))),
+                        Err(refusal) => return Poll::Ready(Ok(refuse(req, refusal))),
                     }
                 }
                 StateProj::Calling { fut } => {

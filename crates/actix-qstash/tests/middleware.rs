@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix_qstash::{QStash, QStashMiddleware, QStashRaw};
+use actix_qstash::{QStash, QStashErrorHandler, QStashMiddleware, QStashRaw};
 use actix_web::dev::Service as _;
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
@@ -224,25 +224,25 @@ async fn routes_outside_the_scope_are_left_alone() {
 }
 
 #[actix_web::test]
-async fn the_error_handler_shapes_every_refusal_behind_the_middleware() {
+async fn the_error_handler_in_app_data_shapes_every_refusal_behind_the_middleware() {
     let app = init_service(
-        App::new().service(
-            web::scope("/hooks")
-                .wrap(
-                    QStashMiddleware::new(receiver()).error_handler(|refusal, _req| {
-                        actix_web::error::InternalError::new(
-                            format!(
-                                "refused: {} {}",
-                                refusal.reason(),
-                                refusal.status().as_u16()
-                            ),
-                            StatusCode::FORBIDDEN,
-                        )
-                        .into()
-                    }),
+        App::new()
+            .app_data(QStashErrorHandler::new(|refusal, _req| {
+                actix_web::error::InternalError::new(
+                    format!(
+                        "refused: {} {}",
+                        refusal.reason(),
+                        refusal.status().as_u16()
+                    ),
+                    StatusCode::FORBIDDEN,
                 )
-                .route("/orders", web::post().to(support::handle)),
-        ),
+                .into()
+            }))
+            .service(
+                web::scope("/hooks")
+                    .wrap(QStashMiddleware::new(receiver()))
+                    .route("/orders", web::post().to(support::handle)),
+            ),
     )
     .await;
     let cases = [

@@ -135,14 +135,14 @@ async fn send_unguarded(
     let start = Instant::now();
     let res = if middleware {
         let (scope, rest) = route_path()[1..].split_once('/').unwrap();
-        let mut middleware = QStashMiddleware::new(receiver.clone());
+        let mut app = App::new();
         if let Answer::Teapot = answer {
-            middleware = middleware.error_handler(teapot);
+            app = app.app_data(QStashErrorHandler::new(teapot));
         }
         let app = init_service(
-            App::new().service(
+            app.service(
                 web::scope(&format!("/{scope}"))
-                    .wrap(middleware)
+                    .wrap(QStashMiddleware::new(receiver.clone()))
                     .route(&format!("/{rest}"), web::post().to(handle)),
             ),
         )

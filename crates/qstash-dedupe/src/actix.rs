@@ -4,14 +4,14 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
 
+use actix_qstash::QStashError;
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode as ActixStatus;
-use actix_web::http::header::{HeaderName as ActixName, HeaderValue as ActixValue};
 use actix_web::{Error, HttpMessage as _, HttpResponse};
-use qstash_receiver::{Claims, Delivery};
+use qstash_receiver::{Answer, Claims, Delivery};
 
-use crate::deduplicator::{Answer, Decision, Deduplicator};
+use crate::deduplicator::{Decision, Deduplicator};
 use crate::memory::MemoryStore;
 use crate::store::DedupeStore;
 
@@ -118,7 +118,8 @@ where
             };
             match dedupe.begin(delivery.as_ref(), claims.as_ref()).await {
                 Decision::Answer(answer) => {
-                    Ok(req.into_response(answer_response(&answer).map_into_right_body()))
+                    let response = answer_response(answer, req.method().as_str());
+                    Ok(req.into_response(response.map_into_right_body()))
                 }
                 Decision::Run(attempt) => match service.call(req).await {
                     Ok(response) => {
@@ -140,17 +141,7 @@ fn to_http(status: ActixStatus) -> http::StatusCode {
     http::StatusCode::from_u16(status.as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-fn answer_response(answer: &Answer) -> HttpResponse {
-    let status = ActixStatus::from_u16(answer.status().as_u16())
-        .unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
-    let mut builder = HttpResponse::build(status);
-    for (name, value) in answer.headers() {
-        if let (Ok(name), Ok(value)) = (
-            ActixName::from_bytes(name.as_str().as_bytes()),
-            ActixValue::from_bytes(value.as_bytes()),
-        ) {
-            builder.insert_header((name, value));
-        }
-    }
-    builder.body(answer.body())
+/// Written by actix-qstash's one writer, which logs it (with the request's method).
+fn answer_response(answer: Answer, method: &str) -> HttpResponse {
+    QStashError::from(answer.with_method(method)).respond()
 }

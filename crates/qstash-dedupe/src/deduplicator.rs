@@ -4,21 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, StatusCode};
-use qstash_receiver::{Claims, Delivery};
+use http::StatusCode;
+use qstash_receiver::{Answer, Claims, Delivery};
 
 use crate::memory::MemoryStore;
 use crate::replay::{ReplayError, ReplayGuard};
 use crate::store::{Begin, DedupeStore, Settled, StoreError};
 
-/// The response header that marks an answer given instead of running the handler:
-/// `X-QStash-Duplicate: true`, on the 200 for a message already handled and on the 409 for
-/// one still in progress.
-///
-/// Not an `Upstash-*` name: that prefix is QStash's own namespace, and QStash already reads
-/// one response header from it (`Upstash-NonRetryable-Error`); a header of ours there could
-/// collide with one QStash defines later.
-pub const DUPLICATE_HEADER: &str = "x-qstash-duplicate";
+pub use qstash_receiver::DUPLICATE_HEADER;
 
 /// How long a first delivery holds its in-progress mark by default: 60 seconds.
 ///
@@ -214,7 +207,9 @@ impl<St> Deduplicator<St> {
 pub enum Decision {
     /// Run the handler, then hand its status to [`Deduplicator::finish`].
     Run(Attempt),
-    /// Do not run the handler: send this answer.
+    /// Do not run the handler: send this answer (the core's one answer type; its writers are
+    /// tower-qstash's `QStashAnswer` and actix-qstash's `QStashError`, which log it when they
+    /// write it).
     Answer(Answer),
 }
 
@@ -265,132 +260,34 @@ impl Drop for Attempt {
     }
 }
 
-/// Why the handler was not run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AnswerKind {
-    /// The message was handled already: 200 with [`DUPLICATE_HEADER`].
-    Duplicate,
-    /// Another attempt is running the handler: 409 with `Retry-After` (the rest of its
-    /// lease) and [`DUPLICATE_HEADER`].
-    InProgress,
-    /// The store failed (fail-closed): 503 with `Retry-After`.
-    StoreUnavailable,
-    /// The replay guard saw this token before, or it has no `jti`: 401.
-    Replayed,
-    /// No verified [`Delivery`] (or, with the replay guard, no [`Claims`]) in the request:
-    /// the dedupe layer is not behind the QStash verification. 500.
-    NotVerified,
-}
-
-/// An answer given instead of running the handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    kind: AnswerKind,
-    retry_after_secs: Option<u64>,
-}
-
-impl Answer {
-    const fn new(kind: AnswerKind) -> Self {
-        Self {
-            kind,
-            retry_after_secs: None,
-        }
-    }
-
-    const fn retry_after(kind: AnswerKind, secs: u64) -> Self {
-        Self {
-            kind,
-            retry_after_secs: Some(secs),
-        }
-    }
-
-    /// Why the handler was not run.
-    #[must_use]
-    pub const fn kind(&self) -> AnswerKind {
-        self.kind
-    }
-
-    /// The status to answer with.
-    #[must_use]
-    pub const fn status(&self) -> StatusCode {
-        match self.kind {
-            AnswerKind::Duplicate => StatusCode::OK,
-            AnswerKind::InProgress => StatusCode::CONFLICT,
-            AnswerKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AnswerKind::Replayed => StatusCode::UNAUTHORIZED,
-            AnswerKind::NotVerified => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The `Retry-After` value in seconds, if any.
-    #[must_use]
-    pub const fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after_secs
-    }
-
-    /// A short plain-text body.
-    #[must_use]
-    pub const fn body(&self) -> &'static str {
-        match self.kind {
-            AnswerKind::Duplicate => "duplicate delivery: message already handled\n",
-            AnswerKind::InProgress => "duplicate delivery: message being handled, retry later\n",
-            AnswerKind::StoreUnavailable => "dedupe store unavailable, retry later\n",
-            AnswerKind::Replayed => "unauthorized\n",
-            AnswerKind::NotVerified => "internal server error\n",
-        }
-    }
-
-    /// The headers to send: `Retry-After`, [`DUPLICATE_HEADER`], `Content-Type`.
-    pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + use<> {
-        let duplicate =
-            matches!(self.kind, AnswerKind::Duplicate | AnswerKind::InProgress).then(|| {
-                (
-                    HeaderName::from_static(DUPLICATE_HEADER),
-                    HeaderValue::from_static("true"),
-                )
-            });
-        let retry_after = self
-            .retry_after_secs
-            .map(|secs| (http::header::RETRY_AFTER, HeaderValue::from(secs)));
-        let content_type = (
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        duplicate
-            .into_iter()
-            .chain(retry_after)
-            .chain(std::iter::once(content_type))
-    }
-}
-
 impl<St: DedupeStore> Deduplicator<St> {
     /// Decides whether this delivery's handler runs: marks its message id in progress for the
     /// lease when it is new, and answers duplicates, store failures, replays and requests that
     /// were not verified. Pass the [`Delivery`] and [`Claims`] the QStash verification put in
     /// the request's extensions.
     ///
-    /// Every answer is logged through `tracing` with the message id and the reason.
+    /// An answer is not logged here: its writer logs it once, when it answers (with the
+    /// message id, which the answer carries, and the method the layer adds).
     pub async fn begin(&self, delivery: Option<&Delivery>, claims: Option<&Claims>) -> Decision {
         let Some(delivery) = delivery else {
-            tracing::error!(
+            return Decision::Answer(Answer::not_configured(
                 "dedupe: the request has no verified QStash `Delivery` in its extensions: the \
                  dedupe layer must sit behind the QStash verification (tower-qstash's \
                  QStashLayer as the outer layer, actix-qstash's QStashMiddleware wrapped after the \
-                 DedupeMiddleware); answering 500"
-            );
-            return Decision::Answer(Answer::new(AnswerKind::NotVerified));
+                 DedupeMiddleware)",
+            ));
         };
         let message_id = delivery.message_id.as_str();
         if let Some(guard) = &self.replay {
             let Some(claims) = claims else {
-                tracing::error!(
-                    message_id,
-                    "dedupe: the replay guard is on but the request has no verified QStash \
-                     `Claims` in its extensions: the dedupe layer must sit behind the QStash \
-                     verification; answering 500"
+                return Decision::Answer(
+                    Answer::not_configured(
+                        "dedupe: the replay guard is on but the request has no verified QStash \
+                         `Claims` in its extensions: the dedupe layer must sit behind the QStash \
+                         verification",
+                    )
+                    .with_message_id(message_id),
                 );
-                return Decision::Answer(Answer::new(AnswerKind::NotVerified));
             };
             match guard.check(claims).await {
                 Ok(()) => {}
@@ -400,8 +297,9 @@ impl<St: DedupeStore> Deduplicator<St> {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(message_id, reason = %error, "dedupe: token refused, answering 401");
-                    return Decision::Answer(Answer::new(AnswerKind::Replayed));
+                    return Decision::Answer(
+                        Answer::replayed(&format!("dedupe: {error}")).with_message_id(message_id),
+                    );
                 }
             }
         }
@@ -420,20 +318,11 @@ impl<St: DedupeStore> Deduplicator<St> {
             Ok(Begin::InProgress { remaining }) => {
                 let lease = ceil_secs(self.lease);
                 let secs = remaining.map_or(lease, ceil_secs).clamp(1, lease);
-                tracing::debug!(
-                    message_id,
-                    retry_after = secs,
-                    "dedupe: duplicate while the first delivery is in progress, answering 409"
-                );
-                Decision::Answer(Answer::retry_after(AnswerKind::InProgress, secs))
+                Decision::Answer(
+                    Answer::in_progress(saturating_u32(secs)).with_message_id(message_id),
+                )
             }
-            Ok(Begin::Done) => {
-                tracing::debug!(
-                    message_id,
-                    "dedupe: duplicate of a handled message, answering 200 without running the handler"
-                );
-                Decision::Answer(Answer::new(AnswerKind::Duplicate))
-            }
+            Ok(Begin::Done) => Decision::Answer(Answer::duplicate().with_message_id(message_id)),
             Err(error) => match self.store_failed(delivery, "begin", &error) {
                 Some(answer) => Decision::Answer(answer),
                 None => Decision::Run(Attempt {
@@ -463,14 +352,16 @@ impl<St: DedupeStore> Deduplicator<St> {
                     }
                     RetryAfter::Fixed(delay) => ceil_secs(delay),
                 };
-                tracing::error!(
-                    message_id,
-                    during,
-                    %error,
-                    retry_after = secs,
-                    "dedupe: store failed, answering 503 without running the handler (fail-closed)"
-                );
-                Some(Answer::retry_after(AnswerKind::StoreUnavailable, secs))
+                Some(
+                    Answer::store_unavailable(
+                        saturating_u32(secs),
+                        &format!(
+                            "dedupe: store failed during {during}: {error}; the handler was not \
+                             run (fail-closed)"
+                        ),
+                    )
+                    .with_message_id(message_id),
+                )
             }
             StoreFailure::FailOpen => {
                 tracing::warn!(
@@ -559,6 +450,10 @@ impl<St: DedupeStore> Deduplicator<St> {
 }
 
 /// Whole seconds, rounded up.
+fn saturating_u32(secs: u64) -> u32 {
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
 fn ceil_secs(duration: Duration) -> u64 {
     duration
         .as_secs()
@@ -577,56 +472,6 @@ mod tests {
         assert!(DEFAULT_RETENTION > retry_schedule_span(4));
         assert!(DEFAULT_RETENTION < retry_schedule_span(5));
         assert_eq!(retry_schedule_span(0), Duration::ZERO);
-    }
-
-    #[test]
-    fn answers_have_their_status_and_headers() {
-        type Case = (
-            &'static str,
-            Answer,
-            u16,
-            &'static [(&'static str, &'static str)],
-        );
-        let cases: [Case; 5] = [
-            (
-                "duplicate",
-                Answer::new(AnswerKind::Duplicate),
-                200,
-                &[("x-qstash-duplicate", "true")],
-            ),
-            (
-                "in progress",
-                Answer::retry_after(AnswerKind::InProgress, 7),
-                409,
-                &[("x-qstash-duplicate", "true"), ("retry-after", "7")],
-            ),
-            (
-                "store unavailable",
-                Answer::retry_after(AnswerKind::StoreUnavailable, 12),
-                503,
-                &[("retry-after", "12")],
-            ),
-            ("replayed", Answer::new(AnswerKind::Replayed), 401, &[]),
-            (
-                "not verified",
-                Answer::new(AnswerKind::NotVerified),
-                500,
-                &[],
-            ),
-        ];
-        for (name, answer, status, headers) in cases {
-            assert_eq!(answer.status().as_u16(), status, "{name}");
-            let got: Vec<(String, String)> = answer
-                .headers()
-                .filter(|(n, _)| *n != http::header::CONTENT_TYPE)
-                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-                .collect();
-            let want: Vec<(String, String)> = headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect();
-            assert_eq!(got, want, "{name}");
-        }
     }
 
     #[test]

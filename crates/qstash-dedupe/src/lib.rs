@@ -19,8 +19,8 @@ mod tower;
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub use crate::actix::{DedupeMiddleware, DedupeMiddlewareService};
 pub use crate::deduplicator::{
-    Answer, AnswerKind, Attempt, DEFAULT_LEASE, DEFAULT_RETENTION, DUPLICATE_HEADER, Decision,
-    Deduplicator, RetryAfter, StoreFailure,
+    Attempt, DEFAULT_LEASE, DEFAULT_RETENTION, DUPLICATE_HEADER, Decision, Deduplicator,
+    RetryAfter, StoreFailure,
 };
 pub use crate::memory::{Clock, DEFAULT_CAPACITY, MemoryStore, SystemClock};
 #[cfg(feature = "postgres")]
@@ -40,3 +40,6 @@ pub use crate::store::{Begin, DedupeStore, Settled, StoreError, StoreErrorKind};
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use crate::tower::{Dedupe, DedupeLayer, ResponseBody, ResponseFuture};
+/// The core's one answer type (the same as `qstash_receiver::Answer`), which
+/// [`Decision::Answer`] carries.
+pub use qstash_receiver::Answer;

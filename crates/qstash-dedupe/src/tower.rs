@@ -12,7 +12,11 @@ use qstash_receiver::{Claims, Delivery};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::deduplicator::{Answer, Decision, Deduplicator};
+use bytes::Bytes;
+use qstash_receiver::Answer;
+use tower_qstash::QStashAnswer;
+
+use crate::deduplicator::{Decision, Deduplicator};
 use crate::memory::MemoryStore;
 use crate::store::DedupeStore;
 
@@ -143,11 +147,12 @@ where
         // Boxed: the store's futures are `impl Future` types returned by trait methods, which
         // cannot be named in a pin-project state machine without making every store spell
         // out associated future types. One allocation per request, next to a store round trip.
+        let method = req.method().clone();
         let future = async move {
             let delivery = req.extensions().get::<Delivery>().cloned();
             let claims = req.extensions().get::<Claims>().cloned();
             match dedupe.begin(delivery.as_ref(), claims.as_ref()).await {
-                Decision::Answer(answer) => Ok(answer_response(&answer)),
+                Decision::Answer(answer) => Ok(answer_response(answer, &method)),
                 Decision::Run(attempt) => match inner.call(req).await {
                     Ok(response) => {
                         dedupe.finish(attempt, response.status()).await;
@@ -166,11 +171,11 @@ where
     }
 }
 
-fn answer_response<B>(answer: &Answer) -> Response<ResponseBody<B>> {
-    let mut response = Response::new(ResponseBody::answer(answer.body()));
-    *response.status_mut() = answer.status();
-    response.headers_mut().extend(answer.headers());
-    response
+/// Written by tower-qstash's one writer, which logs it (with the request's method).
+fn answer_response<B>(answer: Answer, method: &http::Method) -> Response<ResponseBody<B>> {
+    QStashAnswer::from(answer.with_method(method.as_str()))
+        .into_http()
+        .map(ResponseBody::answer)
 }
 
 type BoxedResponse<B, E> =
@@ -209,7 +214,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Answer { text: Option<&'static str> },
+        Answer { text: Option<Bytes> },
     }
 }
 
@@ -220,7 +225,7 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    const fn answer(text: &'static str) -> Self {
+    const fn answer(text: Bytes) -> Self {
         Self {
             kind: Kind::Answer { text: Some(text) },
         }
@@ -240,7 +245,7 @@ impl<B> fmt::Debug for ResponseBody<B> {
 impl<B> Body for ResponseBody<B>
 where
     B: Body,
-    B::Data: From<&'static str>,
+    B::Data: From<Bytes>,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -267,7 +272,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
-            Kind::Answer { text } => SizeHint::with_exact(text.map_or(0, |text| text.len() as u64)),
+            Kind::Answer { text } => {
+                SizeHint::with_exact(text.as_ref().map_or(0, |text| text.len() as u64))
+            }
         }
     }
 }

@@ -103,6 +103,16 @@ async fn first_delivery_runs_and_a_duplicate_gets_200_without_running() {
     assert_eq!(again.status, StatusCode::OK);
     assert!(is_duplicate(&again.headers));
     assert!(again.body.contains("duplicate"));
+    // The core's answer, as every answer of the workspace: no trailing newline, and
+    // `Content-Type` first (the dedupe layer once wrote its own, differently).
+    assert_eq!(again.body, qstash_receiver::Answer::duplicate().body_text());
+    let names: Vec<&str> = again
+        .headers
+        .keys()
+        .map(|n| n.as_str())
+        .filter(|n| *n != "content-length") // axum's, from the body's size
+        .collect();
+    assert_eq!(names, ["content-type", "x-qstash-duplicate"]);
     assert_eq!(handler.runs("msg_1"), 1);
 
     // Another message runs.
@@ -410,6 +420,16 @@ async fn replay_guard_refuses_a_token_seen_before() {
     // The same token again, even with another message id: a captured request re-sent.
     let replay = send(&router, verified_request(&headers)).await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    // Answered as the receiver answers any refused signature (it said "unauthorized\n").
+    let forged = qstash_receiver::Reason::Signature(qstash_receiver::ErrorKind::InvalidSignature);
+    assert_eq!(replay.body, forged.body_text());
+    let names: Vec<&str> = replay
+        .headers
+        .keys()
+        .map(|n| n.as_str())
+        .filter(|n| *n != "content-length") // axum's, from the body's size
+        .collect();
+    assert_eq!(names, ["content-type"]);
     let mut changed = headers.clone();
     changed.insert("upstash-message-id", "msg_other".parse().unwrap());
     let replay = send(&router, verified_request(&changed)).await;

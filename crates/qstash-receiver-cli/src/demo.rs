@@ -3,8 +3,8 @@
 //! tampered, expired, for another URL, oversize, of the wrong shape, a failure callback — with
 //! a table of what the receiver answered and saw.
 //!
-//! The receiver writes what its handlers saw, and why its layer refused a request (through the
-//! layer's rejection hook), into a [`Journal`]; the client only sees the status, as QStash does.
+//! The receiver writes what its handlers saw, and why its layer refused a request (through a
+//! `map_response` that reads the core's answer from the response), into a [`Journal`]; the client only sees the status, as QStash does.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -108,24 +108,25 @@ async fn on_failure(
 }
 
 /// The receiver: `/api/orders` takes `QStash<Order>`, `/api/failed` takes failure callbacks,
-/// both behind one `QStashLayer` whose rejection hook writes the reason into the journal.
+/// both behind one `QStashLayer`; a `map_response` writes the reason of every refusal into the
+/// journal.
 fn receiver(verifier: Verifier, journal: Journal) -> Router {
-    let hook_journal = journal.clone();
-    let layer = QStashLayer::new(Receiver::new(verifier).max_body_bytes(BODY_LIMIT)).on_rejection(
-        move |refusal| {
-            // The pipeline's detail (the verifier's own words), which the answer never carries.
-            hook_journal.record(format!(
-                "refused, {}: {}",
-                refusal.reason(),
-                refusal.detail()
-            ));
-            refusal.to_response()
-        },
-    );
+    let answers = journal.clone();
+    let layer = QStashLayer::new(Receiver::new(verifier).max_body_bytes(BODY_LIMIT));
     Router::new()
         .route("/api/orders", post(on_order))
         .route("/api/failed", post(on_failure))
         .layer(layer)
+        .layer(axum::middleware::map_response(
+            move |response: axum::response::Response| {
+                // The pipeline's detail (the verifier's own words), which the answer never
+                // carries, from the core's answer the layer left in the response.
+                if let Some(answer) = response.extensions().get::<qstash_receiver::Answer>() {
+                    answers.record(format!("refused, {}: {}", answer.reason(), answer.detail()));
+                }
+                std::future::ready(response)
+            },
+        ))
         .with_state(journal)
 }
 

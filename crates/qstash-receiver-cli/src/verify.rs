@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use qstash_receiver::dangerous::{UnverifiedClaims, inspect_unverified};
 use qstash_receiver::{
-    Claims, ENV_CURRENT, ENV_NEXT, Error, ErrorKind, MatchedKey, SigningKeys, Subject,
-    UnverifiedClaims, Verifier, body_hash, inspect_unverified, path_and_query,
+    Claims, ENV_CURRENT, ENV_NEXT, Error, ErrorKind, MatchedKey, SigningKeys, Subject, Verifier,
+    body_hash, path_and_query,
 };
 
 use crate::body::BodyArgs;

@@ -13,9 +13,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use http::{HeaderMap, StatusCode};
-use qstash_receiver::{
-    Callback, DEV_CURRENT_SIGNING_KEY, SigningKeys, Subject, Verifier, inspect_unverified,
-};
+use qstash_receiver::dangerous::inspect_unverified;
+use qstash_receiver::{Callback, DEV_CURRENT_SIGNING_KEY, SigningKeys, Subject, Verifier};
 
 const URL: &str = "https://app.example.com/api/hook?team=1";
 const NOW: &str = "1700000000";

@@ -85,7 +85,7 @@ impl Claims {
     /// matched it, with or without padding). Encoded on each call.
     #[must_use]
     pub fn body_hash(&self) -> String {
-        crate::verify::encode_hash(&self.body_digest)
+        crate::digest::encode_hash(&self.body_digest)
     }
 
     /// SHA-256 of the verified body.

@@ -103,7 +103,7 @@ impl Delivery {
             schedule_id: owned(&SCHEDULE_ID, "Upstash-Schedule-Id")?,
             topic_name: owned(&TOPIC_NAME, "Upstash-Topic-Name")?,
             caller_ip: owned(&CALLER_IP, "Upstash-Caller-Ip")?,
-            region: owned(&crate::verify::REGION_NAME, "Upstash-Region")?,
+            region: owned(&crate::headers::REGION_NAME, "Upstash-Region")?,
             // Not a QStash header: a publisher's duplicate must not make a valid delivery
             // non-retryable, so the first readable value is kept.
             content_type: get_all(&CONTENT_TYPE)

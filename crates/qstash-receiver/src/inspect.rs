@@ -57,7 +57,8 @@ pub struct UnverifiedClaims {
 /// # Examples
 ///
 /// ```
-/// use qstash_receiver::{Signer, inspect_unverified};
+/// use qstash_receiver::Signer;
+/// use qstash_receiver::dangerous::inspect_unverified;
 ///
 /// let token = Signer::new("sig_x")?.sign_at("https://example.com/hook", b"hi", 1_700_000_000);
 /// let claims = inspect_unverified(&token)?;

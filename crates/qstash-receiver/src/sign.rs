@@ -12,9 +12,11 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::claims::ISSUER;
 use crate::delivery::{MESSAGE_ID_HEADER, RETRIED_HEADER};
+use crate::digest::body_hash;
 use crate::error::ConfigError;
+use crate::headers::SIGNATURE_HEADER;
 use crate::keys::SigningKey;
-use crate::verify::{SIGNATURE_HEADER, body_hash, unix_now};
+use crate::time::unix_now;
 
 /// How long a QStash token is valid: `exp = iat + 300`.
 pub const TOKEN_LIFETIME_SECS: i64 = 300;

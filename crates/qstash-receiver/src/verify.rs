@@ -6,7 +6,7 @@
 
 use std::mem::MaybeUninit;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use base64::Engine as _;
@@ -15,21 +15,14 @@ use hmac::Mac as _;
 use http::HeaderMap;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 
 use crate::base64url;
 use crate::claims::{self, Claims, MatchedKey};
+use crate::digest::{claimed_digest, digest_matches};
 use crate::error::{ConfigError, Error, ErrorKind};
+use crate::headers::REGION_NAME;
 use crate::keys::{KeyRing, SigningKeys};
-
-/// The `Upstash-Signature` header.
-pub const SIGNATURE_HEADER: &str = "upstash-signature";
-/// The `Upstash-Region` header (multi-region accounts).
-pub const REGION_HEADER: &str = "upstash-region";
-
-// Pre-parsed names: a lookup by `&str` parses the name on every call.
-pub(crate) const SIGNATURE_NAME: http::HeaderName = http::HeaderName::from_static(SIGNATURE_HEADER);
-pub(crate) const REGION_NAME: http::HeaderName = http::HeaderName::from_static(REGION_HEADER);
+use crate::time::unix_now;
 
 /// Default bound on the token's length: 16 KiB. A token is about 400 bytes plus 4/3 of the
 /// destination URL, so this admits URLs of up to about 11 KiB (QStash's own URL limit is
@@ -454,21 +447,7 @@ impl std::fmt::Debug for Verifier {
 /// [`ErrorKind::MissingSignature`], [`ErrorKind::MultipleSignatures`], or
 /// [`ErrorKind::MalformedToken`] for a value that is not visible ASCII.
 pub fn signature_from_headers(headers: &HeaderMap) -> Result<&str, Error> {
-    crate::receive::signature(headers)
-}
-
-/// base64url(SHA-256(`body`)) with `=` padding, as QStash puts it in the `body` claim.
-#[must_use]
-pub fn body_hash(body: &[u8]) -> String {
-    encode_hash(&Sha256::digest(body))
-}
-
-/// The system clock in unix seconds, as tokens count time (0 if the clock is before 1970).
-#[must_use]
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::headers::signature(headers)
 }
 
 /// The JOSE header's fields that matter; `serde` refuses a duplicate `alg`.
@@ -508,42 +487,6 @@ fn mac_matches(mut mac: crate::keys::HmacSha256, signing_input: &[u8], tag: &[u8
     mac.update(signing_input);
     // `verify_slice` compares in constant time.
     mac.verify_slice(tag).is_ok()
-}
-
-/// base64url of a SHA-256 digest with its one `=` of padding, as in the `body` claim.
-pub(crate) fn encode_hash(digest: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE.encode(digest)
-}
-
-/// The digest the `body` claim names, ignoring `=` padding as the official receivers do:
-/// 43 characters of canonical base64url. `None` for anything else, which matches no body.
-fn claimed_digest(claim: &str) -> Option<[u8; 32]> {
-    let claim = claim.trim_end_matches('=').as_bytes();
-    if claim.len() != 43 {
-        return None;
-    }
-    let mut buffer = [MaybeUninit::uninit(); 32];
-    let decoded = base64url::decode(claim, &mut buffer)?;
-    decoded.try_into().ok()
-}
-
-/// Compares two SHA-256 digests in constant time, as four words.
-fn digest_matches(claimed: &[u8; 32], digest: &[u8]) -> bool {
-    let words = |bytes: &[u8]| -> [u64; 4] {
-        let mut words = [0u64; 4];
-        for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut array = [0u8; 8];
-            array.copy_from_slice(chunk);
-            *word = u64::from_le_bytes(array);
-        }
-        words
-    };
-    words(claimed).ct_eq(&words(digest)).into()
-}
-
-#[cfg(test)]
-fn body_hash_matches(claim: &str, digest: &[u8]) -> bool {
-    claimed_digest(claim).is_some_and(|claimed| digest_matches(&claimed, digest))
 }
 
 /// The path and query of an absolute URL (`/` when it has neither); `None` when `url` is not
@@ -701,23 +644,5 @@ mod tests {
                 "{sub} vs {target}"
             );
         }
-    }
-
-    #[test]
-    fn body_hash_is_padded_and_compares_either_way() {
-        let hash = body_hash(b"Hello World");
-        assert_eq!(hash, "pZGm1Av0IEBKARczz7exkNYsZb8LzaMrV7J32a2fFG4=");
-        let digest = Sha256::digest(b"Hello World");
-        assert_eq!(encode_hash(&digest), hash);
-        assert!(body_hash_matches(&hash, &digest));
-        assert!(body_hash_matches(hash.trim_end_matches('='), &digest));
-        assert!(body_hash_matches(&format!("{hash}=="), &digest));
-        assert!(!body_hash_matches(&hash, &Sha256::digest(b"Hello World!")));
-        assert!(!body_hash_matches("", &Sha256::digest(b"")));
-        // One bit off in the last character's unused bits: not the canonical encoding.
-        let mut off = hash.trim_end_matches('=').to_owned();
-        let last = off.pop().unwrap();
-        off.push(if last == '4' { '5' } else { '4' });
-        assert!(!body_hash_matches(&off, &digest));
     }
 }

@@ -329,6 +329,12 @@ pub fn check_logs(how: &str, case: &Case, events: &[Logged]) {
             assert_eq!(events.len(), 1, "{at}: one log event, got {events:?}");
             assert_eq!(events[0].level, level, "{at}: log level");
             assert_eq!(events[0].reason(), reason, "{at}: logged reason");
+            // Refusals decided after the body is read once logged `method=""`.
+            assert_eq!(
+                events[0].fields.get("method").map(String::as_str),
+                Some(case.method),
+                "{at}: logged method"
+            );
             let text = format!("{events:?}");
             assert!(
                 !text.contains(CURRENT_KEY) && !text.contains(NEXT_KEY),

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::body::ReadBody;
 use crate::head;
-use crate::layer::{RejectionHook, VerifiedByLayer};
+use crate::layer::VerifiedByLayer;
 use crate::rejection::QStashRejection;
 
 /// Where an extractor gets its [`Receiver`] when no [`QStashLayer`](crate::QStashLayer)
@@ -32,11 +32,22 @@ use crate::rejection::QStashRejection;
 /// Behind the layer, every `K` uses what the layer verified. Sealed: the three types above
 /// are the only sources.
 ///
-/// A route whose state has no `Receiver` does not compile with `K = Receiver`: with axum's
-/// `#[debug_handler]`, rustc says `Receiver: FromRef<YourState>` is not satisfied, "required
-/// for `Receiver` to implement `ConfigSource<YourState>`", and names the fix
-/// (`BehindQStashLayerWriteLayeredElsePutAReceiverInTheState`). The router's state is never
-/// inferred to be a `Receiver` from the extractor alone.
+/// A route whose state has no `Receiver` does not compile with `K = Receiver`, and rustc does
+/// not name the fix. What rustc 1.95 prints with axum 0.8 for `post(handler)` where
+/// `handler` takes `QStash<T>` and the state is `AppState`:
+///
+/// ```text
+/// error[E0277]: the trait bound `fn(QStash<Value>) -> ... {handler}: Handler<..., ...>` is not satisfied
+///   = help: the trait `Handler<(ViaRequest, QStash<Value>), AppState>` is not implemented for fn item ...
+///   = note: Consider using `#[axum::debug_handler]` to improve the error message
+/// ```
+///
+/// `#[axum::debug_handler]` (axum's `macros` feature, off by default) moves the error to the
+/// argument: "the trait `FromRequest<(), _>` is not implemented for `QStash<Value>`" (write
+/// `#[axum::debug_handler(state = AppState)]` to check against your state). Neither message
+/// names [`Layered`]: behind [`QStashLayer`](crate::QStashLayer), write `QStash<T, Layered>`;
+/// without it, put a `Receiver` in the state. The router's state is never inferred to be a
+/// `Receiver` from the extractor alone.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not where a QStash extractor can get its `Receiver` with the router state `{S}`",
     label = "the extractor's `K` must be `Receiver`, `Verifier` or `Layered`",
@@ -77,8 +88,7 @@ where
 /// A second `FromRef` source of [`Receiver`] next to axum's `impl<T: Clone> FromRef<T> for T`,
 /// so that a router's state is never *inferred* to be a `Receiver` from an extractor's `K`
 /// (that turns a forgotten `Layered` into a `Router<Receiver>` type error far from its
-/// cause). Its name is the hint rustc prints next to `Receiver: FromRef<YourState>` is not
-/// satisfied. It cannot be built.
+/// cause). rustc does not print its name (see [`ConfigSource`]). It cannot be built.
 #[doc(hidden)]
 #[allow(unreachable_pub)]
 pub struct BehindQStashLayerWriteLayeredElsePutAReceiverInTheState(std::convert::Infallible);
@@ -102,18 +112,24 @@ impl<S> ConfigSource<S> for Layered {
     }
 }
 
-/// What the layer verified, or the pipeline run here with `K`'s receiver; with the hook for
-/// the extractor's own refusals.
-async fn verified<K, S>(
-    req: Request,
-    state: &S,
-) -> Result<(Verified, Option<RejectionHook>), QStashRejection>
+/// What the layer verified, or the pipeline run here with `K`'s receiver.
+async fn verified<K, S>(req: Request, state: &S) -> Result<Verified, QStashRejection>
 where
     K: ConfigSource<S>,
 {
     let (mut parts, body) = req.into_parts();
-    if let Some(VerifiedByLayer { verified, hook }) = parts.extensions.remove() {
-        return Ok((verified, hook));
+    if let Some(VerifiedByLayer { rest }) = parts.extensions.remove() {
+        // The body extractor runs last: nothing after it reads these extensions.
+        let claims = parts.extensions.remove::<Claims>();
+        let delivery = parts.extensions.remove::<Delivery>();
+        let (Some(claims), Some(delivery)) = (claims, delivery) else {
+            return Err(Refusal::not_configured(
+                "a layer between `QStashLayer` and the extractor removed the verified \
+                 `Claims` or `Delivery` from the request's extensions",
+            )
+            .into());
+        };
+        return Ok(Verified::join(claims, delivery, rest));
     }
     let Some(receiver) = K::receiver(state) else {
         return Err(Refusal::not_configured(
@@ -127,7 +143,7 @@ where
         Ok(bytes) => admission.finish(bytes)?,
         Err(failure) => return Err(admission.body_failed(failure).into()),
     };
-    Ok((verified, None))
+    Ok(verified)
 }
 
 /// A verified QStash delivery whose JSON body deserialized into `T`.
@@ -194,13 +210,13 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (verified, hook) = verified::<K, S>(req, state).await?;
+        let verified = verified::<K, S>(req, state).await?;
         match verified.json() {
             Ok(payload) => {
                 let (claims, delivery, _) = verified.into_parts();
                 Ok(Self::new(payload, delivery, claims))
             }
-            Err(refusal) => Err(QStashRejection::new(refusal, hook)),
+            Err(refusal) => Err(refusal.into()),
         }
     }
 }
@@ -240,7 +256,7 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (verified, _) = verified::<K, S>(req, state).await?;
+        let verified = verified::<K, S>(req, state).await?;
         let (claims, delivery, body) = verified.into_parts();
         Ok(Self::new(body, delivery, claims))
     }
@@ -312,13 +328,13 @@ where
     type Rejection = QStashRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (verified, hook) = verified::<K, S>(req, state).await?;
+        let verified = verified::<K, S>(req, state).await?;
         match verified.callback() {
             Ok(callback) => {
                 let (claims, delivery, _) = verified.into_parts();
                 Ok(Self::new(callback, delivery, claims))
             }
-            Err(refusal) => Err(QStashRejection::new(refusal, hook)),
+            Err(refusal) => Err(refusal.into()),
         }
     }
 }

@@ -1,10 +1,8 @@
 //! [`QStashLayer`] → [`QStashService`] → [`ResponseFuture`]: the core's pipeline around an
 //! inner service. The pipeline decides; this only reads the body and writes the answer.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -12,47 +10,37 @@ use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
-use qstash_receiver::{Admission, ConfigError, Receiver, Refusal};
+use qstash_receiver::{Admission, Answer, ConfigError, Receiver};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::{ReadBody, ResponseBody, VerifiedBody};
 use crate::head;
+use crate::rejection::QStashAnswer;
 
-type HookFn = dyn Fn(&Refusal) -> Response<Bytes> + Send + Sync;
-
-/// The answer to a refusal the user chose with [`QStashLayer::on_rejection`].
-#[derive(Clone)]
-pub(crate) struct RejectionHook(Arc<HookFn>);
-
-impl fmt::Debug for RejectionHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<hook>")
-    }
-}
-
-/// Logs `refusal` (the one event of its life) and builds its answer: the hook's, else the
-/// core's.
-pub(crate) fn answer(refusal: &Refusal, hook: Option<&RejectionHook>) -> Response<Bytes> {
-    refusal.log();
-    hook.map_or_else(|| refusal.to_response(), |hook| (hook.0)(refusal))
+/// Logs `answer` (the one event of its life) and builds its response: the crate's one
+/// writer ([`QStashAnswer::into_http`]).
+pub(crate) fn answer(answer: Answer) -> Response<Bytes> {
+    QStashAnswer::from(answer).into_http()
 }
 
 /// The mark the layer leaves on a request it verified, so that the extractors behind it
-/// neither read the body nor verify again: what the core verified (with its payload-error
-/// status) and the layer's hook, for the extractors' own refusals.
+/// neither read the body nor verify again: what the core verified besides the `Claims` and
+/// the `Delivery`, which are in the extensions on their own (for handlers and other layers)
+/// and which the extractor, the last to see the request, takes back out.
 #[derive(Clone)]
 #[cfg(feature = "axum")]
 pub(crate) struct VerifiedByLayer {
-    pub(crate) verified: qstash_receiver::Verified,
-    pub(crate) hook: Option<RejectionHook>,
+    pub(crate) rest: qstash_receiver::VerifiedRest,
 }
 
 /// A [`Layer`] that runs QStash's receiving pipeline ([`Receiver`]) before the inner service
 /// sees a request. See [`QStashService`] for what it does.
 ///
 /// All policies (subject, body limit and timeout, payload-error status, buffer budget) are
-/// the [`Receiver`]'s; the layer adds only how refusals are answered.
+/// the [`Receiver`]'s. Refusals are written by [`QStashAnswer`]: to answer differently,
+/// change the response the framework's way (`axum::middleware::map_response`, tower's
+/// `MapResponseLayer`); the response carries the core's [`Answer`] in its extensions.
 ///
 /// # Examples
 ///
@@ -70,7 +58,6 @@ pub(crate) struct VerifiedByLayer {
 #[must_use]
 pub struct QStashLayer {
     receiver: Receiver,
-    hook: Option<RejectionHook>,
 }
 
 impl QStashLayer {
@@ -79,7 +66,6 @@ impl QStashLayer {
     pub fn new(receiver: impl Into<Receiver>) -> Self {
         Self {
             receiver: receiver.into(),
-            hook: None,
         }
     }
 
@@ -93,29 +79,8 @@ impl QStashLayer {
         Receiver::from_env().map(Self::new)
     }
 
-    /// Answers every refusal with `hook` instead of [`Refusal::to_response`], including the
-    /// payload refusals of the extractors behind this layer. The refusal is logged either way.
-    ///
-    /// Defaults to [`Refusal::to_response`]. Keep a non-2xx status (QStash counts a 2xx as
-    /// delivered) and the refusal's [`headers`](Refusal::headers) (`Connection: close` keeps
-    /// a keep-alive client's next request from being lost; `Upstash-NonRetryable-Error` and
-    /// `Retry-After` steer QStash's retries): start from `refusal.to_response()` and change
-    /// the body.
-    pub fn on_rejection<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&Refusal) -> Response<Bytes> + Send + Sync + 'static,
-    {
-        self.hook = Some(RejectionHook(Arc::new(hook)));
-        self
-    }
-
     /// The receiver.
     pub const fn receiver(&self) -> &Receiver {
-        &self.receiver
-    }
-
-    /// The receiver (the same as [`receiver`](Self::receiver)).
-    pub const fn config(&self) -> &Receiver {
         &self.receiver
     }
 }
@@ -151,9 +116,8 @@ impl<S> Layer<S> for QStashLayer {
 ///    [`Delivery`](qstash_receiver::Delivery) in its extensions.
 ///
 /// What each refusal is answered with is the core's decision (see
-/// [`Refusal`](qstash_receiver::Refusal)); the service logs it once ([`Refusal::log`]) and
-/// writes it, or the [`on_rejection`](QStashLayer::on_rejection) hook's answer. The inner
-/// service is not called.
+/// [`Answer`]); the service writes it with [`QStashAnswer`], which logs it once
+/// ([`Answer::log`]). The inner service is not called.
 #[derive(Clone, Debug)]
 pub struct QStashService<S> {
     inner: S,
@@ -206,7 +170,7 @@ where
             // Answered before the body is polled: hyper then writes the answer (with
             // `Connection: close`) and closes, whatever the client still sends.
             Err(refusal) => State::Refused {
-                response: Some(answer(&refusal, self.layer.hook.as_ref())),
+                response: Some(answer(refusal)),
             },
             Ok(admission) => {
                 // `self.inner` is the clone that `poll_ready` readied: keep that one for this
@@ -219,7 +183,6 @@ where
                         inner,
                         parts,
                         admission,
-                        hook: self.layer.hook.clone(),
                     }),
                 }
             }
@@ -233,7 +196,6 @@ struct Pending<S> {
     inner: S,
     parts: Parts,
     admission: Admission,
-    hook: Option<RejectionHook>,
 }
 
 pin_project! {
@@ -286,7 +248,6 @@ where
                         mut inner,
                         mut parts,
                         admission,
-                        hook,
                     } = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
@@ -297,17 +258,19 @@ where
                     let verified = match verified {
                         Ok(verified) => verified,
                         Err(refusal) => {
-                            let response = answer(&refusal, hook.as_ref());
+                            let response = answer(refusal);
                             return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                         }
                     };
-                    parts.extensions.insert(verified.claims.clone());
-                    parts.extensions.insert(verified.delivery.clone());
-                    let body = VerifiedBody::new(verified.body.clone());
+                    // Moved, not cloned: the extractors take them back out ([`VerifiedByLayer`]).
+                    let (claims, delivery, rest) = verified.split();
+                    parts.extensions.insert(claims);
+                    parts.extensions.insert(delivery);
+                    let body = VerifiedBody::new(rest.body().clone());
                     #[cfg(feature = "axum")]
-                    parts.extensions.insert(VerifiedByLayer { verified, hook });
+                    parts.extensions.insert(VerifiedByLayer { rest });
                     #[cfg(not(feature = "axum"))]
-                    let _ = (verified, hook);
+                    let _ = rest;
                     let future = inner.call(Request::from_parts(parts, body));
                     state.set(State::Calling { future });
                 }

@@ -24,8 +24,8 @@ pub use body::{ResponseBody, VerifiedBody};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::{ConfigSource, Layered, QStash, QStashCallback, QStashRaw};
 pub use layer::{QStashLayer, QStashService, ResponseFuture};
-pub use rejection::QStashRejection;
+pub use rejection::{QStashAnswer, QStashRejection};
 
-/// The core crate, re-exported: `Receiver`, `Refusal`, `Verifier`, `SigningKeys`, `Claims`,
+/// The core crate, re-exported: `Receiver`, `Answer`, `Verifier`, `SigningKeys`, `Claims`,
 /// `Delivery`, `Callback`, `Signer`, …
 pub use qstash_receiver;

@@ -1,90 +1,119 @@
-//! [`QStashRejection`]: the extractors' refusal, which is the core's [`Refusal`] as it is.
+//! [`QStashAnswer`]: the core's [`Answer`] as tower and axum write it; the one writer of this
+//! crate (the layer, the extractors and a handler's own answers all go through it).
 
 use std::fmt;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use qstash_receiver::{Reason, Refusal};
+use qstash_receiver::{Answer, Reason};
 
-use crate::layer::{RejectionHook, answer};
-
-/// Why an extractor refused a request: the core's [`Refusal`], which decides the answer
-/// (status, body text, headers, log level; the table is on [`Refusal`]).
+/// The core's [`Answer`], written for tower and axum: a refusal of the layer or of an
+/// extractor, an exactly-once layer's duplicate, or a handler's "do not retry" / "retry
+/// later" (status, body text, headers and log level: the table is on [`Answer`]).
 ///
-/// Match on [`reason`](Self::reason) for the cause. As an `IntoResponse` it logs the refusal
-/// once ([`Refusal::log`]) and answers with [`Refusal::to_response`], or behind a
-/// [`QStashLayer`](crate::QStashLayer) with an [`on_rejection`](crate::QStashLayer::on_rejection)
-/// hook, with the hook's answer. A handler that takes `Result<QStash<T>, QStashRejection>`
-/// and does not turn the rejection into a response logs nothing.
+/// As an `IntoResponse` (or through [`into_http`](Self::into_http)) it logs the answer once
+/// ([`Answer::log`]) and answers with [`Answer::to_response`], with the [`Answer`] itself in
+/// the response's extensions. To answer differently, change the response the axum way, with
+/// `axum::middleware::map_response` (or tower's `MapResponseLayer`) around the routes: a
+/// response that carries an [`Answer`] extension is one of these. A handler that takes
+/// `Result<QStash<T>, QStashRejection>` and does not turn the rejection into a response logs
+/// nothing.
+///
+/// # Examples
+///
+/// A handler's "a retry cannot help" (489 with `Upstash-NonRetryable-Error: true`):
+///
+/// ```
+/// use qstash_receiver::Answer;
+/// use tower_qstash::QStashAnswer;
+///
+/// let response = QStashAnswer::from(Answer::do_not_retry("order 0 does not exist")).into_http();
+/// assert_eq!(response.status().as_u16(), 489);
+/// assert_eq!(response.headers()["upstash-nonretryable-error"], "true");
+/// assert!(response.extensions().get::<Answer>().is_some());
+/// ```
 #[derive(Debug)]
 #[must_use]
-pub struct QStashRejection {
-    refusal: Refusal,
-    hook: Option<RejectionHook>,
+pub struct QStashAnswer {
+    answer: Answer,
 }
 
-impl QStashRejection {
-    pub(crate) const fn new(refusal: Refusal, hook: Option<RejectionHook>) -> Self {
-        Self { refusal, hook }
-    }
+/// The extractors' rejection: a [`QStashAnswer`] (the same type).
+pub type QStashRejection = QStashAnswer;
 
-    /// The core's refusal.
+impl QStashAnswer {
+    /// The core's answer.
     #[must_use]
-    pub const fn refusal(&self) -> &Refusal {
-        &self.refusal
+    pub const fn answer(&self) -> &Answer {
+        &self.answer
     }
 
-    /// The core's refusal, consuming `self` (not logged).
+    /// The core's answer (the same as [`answer`](Self::answer)), by its older name.
     #[must_use]
-    pub fn into_refusal(self) -> Refusal {
-        self.refusal
+    pub const fn refusal(&self) -> &Answer {
+        &self.answer
     }
 
-    /// The answer's status ([`Refusal::status`]).
+    /// The core's answer, consuming `self` (not logged).
+    #[must_use]
+    pub fn into_answer(self) -> Answer {
+        self.answer
+    }
+
+    /// The core's answer, consuming `self` (not logged), by its older name.
+    #[must_use]
+    pub fn into_refusal(self) -> Answer {
+        self.answer
+    }
+
+    /// The answer's status ([`Answer::status`]).
     #[must_use]
     pub const fn status(&self) -> StatusCode {
-        self.refusal.status()
+        self.answer.status()
     }
 
-    /// Why it was refused ([`Refusal::reason`]; [`Reason::as_str`] is the stable name).
+    /// Why ([`Answer::reason`]; [`Reason::as_str`] is the stable name).
     #[must_use]
     pub const fn reason(&self) -> Reason {
-        self.refusal.reason()
+        self.answer.reason()
     }
 
-    /// The answer's short body text ([`Refusal::body_text`]).
+    /// The answer's short body text ([`Answer::body_text`]).
     #[must_use]
-    pub const fn body_text(&self) -> &'static str {
-        self.refusal.body_text()
+    pub fn body_text(&self) -> &str {
+        self.answer.body_text()
     }
 
-    /// Logs the refusal and builds the answer, as `IntoResponse` does, for plain `http`.
+    /// Logs the answer and builds the response, as `IntoResponse` does, for plain `http`.
     pub fn into_http(self) -> Response<Bytes> {
-        answer(&self.refusal, self.hook.as_ref())
+        self.answer.log();
+        let mut response = self.answer.to_response();
+        response.extensions_mut().insert(self.answer);
+        response
     }
 }
 
-impl From<Refusal> for QStashRejection {
-    fn from(refusal: Refusal) -> Self {
-        Self::new(refusal, None)
+impl From<Answer> for QStashAnswer {
+    fn from(answer: Answer) -> Self {
+        Self { answer }
     }
 }
 
-impl fmt::Display for QStashRejection {
+impl fmt::Display for QStashAnswer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.refusal, f)
+        fmt::Display::fmt(&self.answer, f)
     }
 }
 
-impl std::error::Error for QStashRejection {
+impl std::error::Error for QStashAnswer {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.refusal)
+        Some(&self.answer)
     }
 }
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-impl axum_core::response::IntoResponse for QStashRejection {
+impl axum_core::response::IntoResponse for QStashAnswer {
     fn into_response(self) -> axum_core::response::Response {
         self.into_http().map(axum_core::body::Body::from)
     }
@@ -95,17 +124,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_answer_is_the_refusal_s() {
-        let refusal = Refusal::not_configured("no receiver");
-        let rejection = QStashRejection::from(refusal.clone());
-        assert_eq!(rejection.status(), refusal.status());
-        assert_eq!(rejection.reason().as_str(), "not_configured");
-        assert_eq!(rejection.body_text(), refusal.body_text());
-        assert_eq!(rejection.to_string(), refusal.to_string());
-        let response = rejection.into_http();
-        let want = refusal.to_response();
-        assert_eq!(response.status(), want.status());
-        assert_eq!(response.headers(), want.headers());
-        assert_eq!(response.body(), want.body());
+    fn the_response_is_the_answer_s() {
+        for answer in [
+            Answer::not_configured("no receiver"),
+            Answer::duplicate(),
+            Answer::do_not_retry("no such order"),
+        ] {
+            let rejection = QStashAnswer::from(answer.clone());
+            assert_eq!(rejection.status(), answer.status());
+            assert_eq!(rejection.reason(), answer.reason());
+            assert_eq!(rejection.body_text(), answer.body_text());
+            assert_eq!(rejection.to_string(), answer.to_string());
+            let response = rejection.into_http();
+            let want = answer.to_response();
+            assert_eq!(response.status(), want.status());
+            assert_eq!(response.headers(), want.headers());
+            assert_eq!(response.body(), want.body());
+            let kept = response.extensions().get::<Answer>().unwrap();
+            assert_eq!(kept.reason(), answer.reason());
+        }
     }
 }

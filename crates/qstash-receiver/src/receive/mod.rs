@@ -19,9 +19,8 @@
 //!
 //! A typed payload is then read with [`Verified::json`] or [`Verified::callback`] (489 or 422).
 
+mod answer;
 mod budget;
-mod clock;
-mod refusal;
 mod subject;
 
 use std::fmt;
@@ -29,23 +28,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, StatusCode, Version};
+use http::{HeaderName, StatusCode, Version};
 use serde::de::DeserializeOwned;
 
+pub use self::answer::{
+    Answer, DUPLICATE_HEADER, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, Reason, Refusal,
+};
 pub use self::budget::DEFAULT_BUDGET_BODIES;
-pub use self::clock::Clock;
-pub use self::refusal::{LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, Reason, Refusal};
 pub use self::subject::{BaseUrl, SubjectPolicy};
 
+use self::answer::{MethodForLog, logged_message_id};
 use self::budget::{Budget, Permit, Reserve as _};
-use self::refusal::logged_message_id;
 use self::subject::Expected;
 use crate::callback::Callback;
 use crate::claims::Claims;
 use crate::delivery::Delivery;
-use crate::error::{ConfigError, Error, ErrorKind};
+use crate::error::{ConfigError, Error};
+use crate::headers::{self, HeaderLookup};
 use crate::keys::KeyRing;
-use crate::verify::{REGION_NAME, SIGNATURE_NAME, VerifiedToken, Verifier};
+use crate::time::Clock;
+use crate::verify::{VerifiedToken, Verifier};
 
 /// The default body limit: 1 MiB, QStash's own maximum message size on most plans.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -58,32 +60,6 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BUSY_RETRY_AFTER_SECS: u32 = 5;
 
 const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(crate::MESSAGE_ID_HEADER);
-
-/// Looks up a request's header values by name, without copying them: implemented for
-/// `http::HeaderMap`; an adapter for a framework with its own header map implements it on a
-/// borrowed wrapper.
-pub trait HeaderLookup {
-    /// The values of one header, in order.
-    type Values<'h>: Iterator<Item = &'h [u8]>
-    where
-        Self: 'h;
-
-    /// Every value of the header `name` (lowercase), in the order received.
-    fn get_all<'h>(&'h self, name: &HeaderName) -> Self::Values<'h>;
-}
-
-impl HeaderLookup for HeaderMap {
-    type Values<'h> = std::iter::Map<
-        http::header::ValueIter<'h, http::HeaderValue>,
-        fn(&http::HeaderValue) -> &[u8],
-    >;
-
-    fn get_all<'h>(&'h self, name: &HeaderName) -> Self::Values<'h> {
-        HeaderMap::get_all(self, name)
-            .iter()
-            .map(http::HeaderValue::as_bytes)
-    }
-}
 
 /// The request target a delivery came to, as the server or platform gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,20 +377,18 @@ impl Receiver {
             refusal
                 .closing(head.closes())
                 .for_message(head.message_id())
-                .for_method(head.method)
+                .with_method(head.method)
         };
         let c = &*self.inner;
-        let token = signature(head.headers).map_err(|e| refuse(Refusal::signature(e)))?;
-        let region = head
-            .headers
-            .get_all(&REGION_NAME)
-            .next()
-            .and_then(|v| std::str::from_utf8(v).ok());
+        let token = headers::signature(head.headers).map_err(|e| refuse(Refusal::signature(e)))?;
+        let region = headers::region(head.headers);
         let now = c.clock.now();
         let token = self
             .verify_token(head, region, token, now)
             .map_err(|e| refuse(Refusal::signature(e)))?;
-        let declared = head.declared_len.or_else(|| content_length(head.headers));
+        let declared = head
+            .declared_len
+            .or_else(|| headers::content_length(head.headers));
         let limit = u64::try_from(c.max_body_bytes).unwrap_or(u64::MAX);
         if declared.is_some_and(|len| len > limit) {
             return Err(refuse(too_large(c.max_body_bytes)));
@@ -447,6 +421,7 @@ impl Receiver {
             token,
             delivery,
             close: head.closes(),
+            method: MethodForLog::new(head.method),
             _permit: permit,
         })
     }
@@ -539,36 +514,6 @@ impl fmt::Debug for Receiver {
     }
 }
 
-/// The single `Upstash-Signature` value, visible ASCII: the one rule for the pipeline and for
-/// [`signature_from_headers`](crate::signature_from_headers).
-pub(crate) fn signature<H: HeaderLookup + ?Sized>(headers: &H) -> Result<&str, Error> {
-    let mut values = headers.get_all(&SIGNATURE_NAME);
-    let value = values
-        .next()
-        .ok_or(Error::new(ErrorKind::MissingSignature))?;
-    if values.next().is_some() {
-        return Err(Error::new(ErrorKind::MultipleSignatures));
-    }
-    // No short-circuit, so that the check over the token's ~500 bytes vectorizes.
-    let visible = value
-        .iter()
-        .fold(true, |visible, b| visible & (0x20..0x7f).contains(b));
-    std::str::from_utf8(value)
-        .ok()
-        .filter(|_| visible)
-        .ok_or_else(|| Error::with_text(ErrorKind::MalformedToken, "header is not visible ASCII"))
-}
-
-/// `Content-Length`, when there is exactly one valid value.
-fn content_length<H: HeaderLookup + ?Sized>(headers: &H) -> Option<u64> {
-    let mut values = headers.get_all(&http::header::CONTENT_LENGTH);
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
-}
-
 fn too_large(limit: usize) -> Refusal {
     Refusal::new(
         Reason::PayloadTooLarge,
@@ -602,6 +547,7 @@ pub struct Admission {
     token: VerifiedToken,
     delivery: Delivery,
     close: bool,
+    method: MethodForLog,
     _permit: Permit,
 }
 
@@ -630,20 +576,25 @@ impl Admission {
     ///
     /// 413 for a body over the limit, 401 (`body_hash_mismatch`) for a body QStash did not sign.
     pub fn finish(self, body: Bytes) -> Result<Verified, Refusal> {
-        let message_id = || logged_message_id(Some(self.delivery.message_id.as_bytes()));
         if body.len() > self.body_limit() {
-            return Err(too_large(self.body_limit())
-                .closing(self.close)
-                .for_message(message_id()));
+            return Err(self.logged(too_large(self.body_limit()).closing(self.close)));
         }
-        match self.token.verify_body(&body) {
+        let Self {
+            token,
+            delivery,
+            payload_error_status,
+            method,
+            ..
+        } = self;
+        match token.verify_body(&body) {
             Ok(claims) => Ok(Verified {
                 claims,
-                delivery: self.delivery,
+                delivery,
                 body,
-                payload_error_status: self.payload_error_status,
+                payload_error_status,
+                method,
             }),
-            Err(e) => Err(Refusal::signature(e).for_message(message_id())),
+            Err(e) => Err(logged(Refusal::signature(e), &delivery, method)),
         }
     }
 
@@ -665,10 +616,21 @@ impl Admission {
                 "the body stream failed",
             ),
         };
-        refusal
-            .closing(self.close)
-            .for_message(logged_message_id(Some(self.delivery.message_id.as_bytes())))
+        let refusal = refusal.closing(self.close);
+        self.logged(refusal)
     }
+
+    /// `answer` with this request's message id and method, for its log event.
+    fn logged(&self, answer: Answer) -> Answer {
+        logged(answer, &self.delivery, self.method)
+    }
+}
+
+/// `answer` with the request's message id and method, for its log event.
+fn logged(answer: Answer, delivery: &Delivery, method: MethodForLog) -> Answer {
+    answer
+        .for_message(logged_message_id(Some(delivery.message_id.as_bytes())))
+        .with_method(method.as_str())
 }
 
 impl fmt::Debug for Admission {
@@ -678,6 +640,23 @@ impl fmt::Debug for Admission {
             .field("body_limit", &self.body_limit())
             .field("body_timeout", &self.body_timeout())
             .finish_non_exhaustive()
+    }
+}
+
+/// What [`Verified::split`] leaves besides the claims and the delivery: the body and how to
+/// refuse its payload.
+#[derive(Debug, Clone)]
+pub struct VerifiedRest {
+    body: Bytes,
+    payload_error_status: PayloadErrorStatus,
+    method: MethodForLog,
+}
+
+impl VerifiedRest {
+    /// The raw body, as signed.
+    #[must_use]
+    pub const fn body(&self) -> &Bytes {
+        &self.body
     }
 }
 
@@ -692,6 +671,7 @@ pub struct Verified {
     /// The raw body, as signed.
     pub body: Bytes,
     payload_error_status: PayloadErrorStatus,
+    method: MethodForLog,
 }
 
 impl Verified {
@@ -729,6 +709,31 @@ impl Verified {
         (self.claims, self.delivery, self.body)
     }
 
+    /// The claims, the delivery and the rest, to keep apart without a copy (an adapter puts
+    /// the claims and the delivery in the request's extensions, where handlers read them, and
+    /// [`join`](Self::join)s them again for its extractors).
+    #[must_use]
+    pub fn split(self) -> (Claims, Delivery, VerifiedRest) {
+        let rest = VerifiedRest {
+            body: self.body,
+            payload_error_status: self.payload_error_status,
+            method: self.method,
+        };
+        (self.claims, self.delivery, rest)
+    }
+
+    /// The verified delivery [`split`](Self::split) apart, whole again.
+    #[must_use]
+    pub fn join(claims: Claims, delivery: Delivery, rest: VerifiedRest) -> Self {
+        Self {
+            claims,
+            delivery,
+            body: rest.body,
+            payload_error_status: rest.payload_error_status,
+            method: rest.method,
+        }
+    }
+
     /// The payload-error status this delivery was received with.
     #[must_use]
     pub const fn payload_error_status(&self) -> PayloadErrorStatus {
@@ -736,11 +741,11 @@ impl Verified {
     }
 
     fn payload_refusal(&self, reason: Reason, error: &dyn fmt::Display) -> Refusal {
-        Refusal::new(
+        let answer = Refusal::new(
             reason,
             self.payload_error_status.status(),
             error.to_string(),
-        )
-        .for_message(logged_message_id(Some(self.delivery.message_id.as_bytes())))
+        );
+        logged(answer, &self.delivery, self.method)
     }
 }

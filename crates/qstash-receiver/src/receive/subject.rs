@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::ConfigError;
-use crate::receive::{HeaderLookup, RequestHead, RequestTarget};
+use crate::headers::HeaderLookup;
+use crate::receive::{RequestHead, RequestTarget};
 use crate::verify::Subject;
 
 /// What a delivery's `sub` claim (the URL the message was published to) must match.

@@ -1,4 +1,14 @@
-//! [`Clock`]: where the receiving pipeline takes the time from.
+//! Time as tokens count it: [`unix_now`] and the one [`Clock`] of the workspace.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The system clock in unix seconds, as tokens count time (0 if the clock is before 1970).
+#[must_use]
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,7 +46,7 @@ enum Source {
 }
 
 impl Clock {
-    /// The system clock ([`unix_now`](crate::unix_now)).
+    /// The system clock ([`unix_now`]).
     #[must_use]
     pub const fn system() -> Self {
         Self(Source::System)
@@ -58,7 +68,7 @@ impl Clock {
     #[must_use]
     pub fn now(&self) -> i64 {
         match &self.0 {
-            Source::System => crate::unix_now(),
+            Source::System => unix_now(),
             Source::Fixed(secs) => *secs,
             Source::Custom(now) => now(),
         }
