@@ -11,6 +11,7 @@
 #   scripts/workers.sh test     build, then run the conformance table's HTTP cases against the
 #                               served Worker (cargo test -p qstash-examples --test workers)
 #   scripts/workers.sh ready    exit 0 when the Worker is built and workerd installed (tests ask)
+#   scripts/workers.sh check    rustfmt and clippy (-D warnings, wasm32) of the Worker crate
 #   scripts/workers.sh env      print the environment (PATH, RUSTC, tool paths) to `eval`
 #
 # The wasm32 target without `rustup target add` (which cannot download here): when the host
@@ -211,6 +212,13 @@ case "${1:-build}" in
   build) build ;;
   serve) serve ;;
   ready) built && [ -x "$NODE_DIR/node_modules/.bin/workerd" ] ;;
+  check)
+    # The Worker crate is outside the workspace: its formatting and lints, for wasm32.
+    prepare
+    cd "$WORKER_DIR"
+    cargo fmt --check
+    CARGO_TARGET_DIR="$WORKER_TARGET_DIR" cargo clippy --target wasm32-unknown-unknown -- -D warnings
+    ;;
   test)
     build
     cd "$ROOT"
@@ -222,7 +230,7 @@ case "${1:-build}" in
       "$PATH" "$RUSTC" "$WASM_BINDGEN_BIN" "$ESBUILD_BIN" "$WASM_OPT_BIN"
     ;;
   *)
-    echo "usage: scripts/workers.sh [build|serve|test|env]" >&2
+    echo "usage: scripts/workers.sh [build|serve|test|ready|check|env]" >&2
     exit 2
     ;;
 esac
