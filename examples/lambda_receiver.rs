@@ -21,13 +21,14 @@
 //! Where the URL QStash calls has a path the event does not show, set `QSTASH_PUBLIC_BASE_URL`
 //! to the URL's part before the routes: `sub` must then equal it followed by the path and
 //! query. `cargo lambda watch` is such a place: it serves the function at
-//! `http://127.0.0.1:9000/lambda-url/<function>/…` and hands it `rawPath` without the prefix:
+//! `http://127.0.0.1:9000/lambda-url/<function>/…` (`_` for an example: cargo lambda names
+//! only binaries) and hands it `rawPath` without the prefix:
 //!
 //! ```sh
-//! cargo lambda watch --example lambda_receiver \
+//! cd examples && cargo lambda watch --example lambda_receiver \
 //!     --env-var QSTASH_DEV=1 \
-//!     --env-var QSTASH_PUBLIC_BASE_URL=http://127.0.0.1:9000/lambda-url/lambda_receiver
-//! qstash-receiver send http://127.0.0.1:9000/lambda-url/lambda_receiver/api/webhook \
+//!     --env-var QSTASH_PUBLIC_BASE_URL=http://127.0.0.1:9000/lambda-url/_
+//! qstash-receiver send http://127.0.0.1:9000/lambda-url/_/api/webhook \
 //!     --body '{"order":42}'
 //! ```
 
