@@ -319,6 +319,64 @@ mod tests {
         }
     }
 
+    /// `cargo lambda watch` serves a Function URL at `/lambda-url/<function>/…` but hands the
+    /// function an event whose `rawPath` lacks that prefix: a delivery QStash signed for
+    /// `http://127.0.0.1:9000/lambda-url/fn/api/orders?x=1` reaches the router as
+    /// `/api/orders?x=1`. A base URL with the prefix is what makes the two the same URL.
+    #[test]
+    fn a_base_url_with_a_path_prefix_restores_what_the_platform_strips() {
+        use crate::{ErrorKind, Receiver, Signer, SigningKeys, Verifier};
+
+        const KEY: &str = "sig_prefix_current";
+        const NOW: i64 = 1_700_000_000;
+        let headers = |url: &str| {
+            Signer::new(KEY)
+                .unwrap()
+                .delivery_headers_at(url, b"{}", "msg_prefix", 0, NOW)
+        };
+        let refused = |policy: SubjectPolicy, signed_for: &str| {
+            let receiver = Receiver::new(Verifier::new(
+                SigningKeys::new(KEY, "sig_prefix_next").unwrap(),
+            ))
+            .clock(crate::Clock::fixed(NOW))
+            .subject_policy(policy);
+            let headers = headers(signed_for);
+            let head = RequestHead::new("POST", "/api/orders?x=1", &headers);
+            receiver
+                .check_head(&head)
+                .err()
+                .map(|refusal| refusal.error().map(crate::Error::kind))
+        };
+        let prefixed = || SubjectPolicy::public_base_url("http://127.0.0.1:9000/lambda-url/fn/");
+        let signed = "http://127.0.0.1:9000/lambda-url/fn/api/orders?x=1";
+
+        assert_eq!(refused(prefixed().unwrap(), signed), None);
+        // Without the setting, the path differs: the failure the setting exists for.
+        assert_eq!(
+            refused(SubjectPolicy::PathAndQuery, signed),
+            Some(Some(ErrorKind::SubjectMismatch))
+        );
+        // The prefix is compared, not skipped: another function, another port, no prefix.
+        for other in [
+            "http://127.0.0.1:9000/lambda-url/other/api/orders?x=1",
+            "http://127.0.0.1:9001/lambda-url/fn/api/orders?x=1",
+            "http://127.0.0.1:9000/api/orders?x=1",
+            "http://127.0.0.1:9000/lambda-url/fn/api/orders?x=2",
+        ] {
+            assert_eq!(
+                refused(prefixed().unwrap(), other),
+                Some(Some(ErrorKind::SubjectMismatch)),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            prefixed().unwrap(),
+            SubjectPolicy::PublicBaseUrl(
+                BaseUrl::new("http://127.0.0.1:9000/lambda-url/fn").unwrap()
+            )
+        );
+    }
+
     #[test]
     fn decoded_queries_are_multisets() {
         let sub = "https://x.example/prod/hook?b=2&a=one%20two&a=3&e=%E2%9C%93&p=a+b";
