@@ -10,7 +10,9 @@
 # Prints wrk's figures per round and mode, and the ratio postgres / none per round. The
 # PostgreSQL cluster runs with its defaults (fsync on, synchronous_commit on) unless
 # PG_SETTINGS adds `-c name=value` options, e.g. PG_SETTINGS="-c synchronous_commit=off".
-# PROFILE=debug builds the example unoptimised (default: release).
+# PROFILE=debug builds the example unoptimised (default: release). BEFORE_BINARY=path adds a
+# third run per round, `before`: that build of the example in mode postgres (e.g. a copy of
+# the binary built from the previous commit), to compare two versions of the inbox in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,14 +60,19 @@ if [ -n "${PG_SETTINGS:-}" ]; then
 fi
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) on $(nproc) CPUs before the run"
 
+labels="none postgres"
+if [ -n "${BEFORE_BINARY:-}" ]; then labels="none before postgres"; fi
+
 declare -A total
 for round in $(seq 1 "$rounds"); do
-    for mode in none postgres; do
+    for label in $labels; do
+        mode="$label" run="$binary"
+        if [ "$label" = before ]; then mode=postgres run="$BEFORE_BINARY"; fi
         port="$(free_port)"
         python3 scripts/inbox-bench/requests.py "http://127.0.0.1:$port/api/webhook" "$count" \
-            "msg_${mode}_${round}_" >"$work/requests.tsv"
+            "msg_${label}_${round}_" >"$work/requests.tsv"
         QSTASH_DEV=1 PORT="$port" DATABASE_URL="$database_url" INBOX_MODE="$mode" \
-            DATABASE_POOL="$pool" RUST_LOG=off "$binary" >/dev/null 2>&1 &
+            DATABASE_POOL="$pool" RUST_LOG=off "$run" >/dev/null 2>&1 &
         receiver_pid=$!
         for _ in $(seq 1 200); do
             if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -76,12 +83,15 @@ for round in $(seq 1 "$rounds"); do
             "http://127.0.0.1:$port/api/webhook" | grep '^RESULT')"
         kill "$receiver_pid" && wait "$receiver_pid" 2>/dev/null || true
         receiver_pid=""
-        rows="$(psql "$database_url" -Atc "SELECT count(*) FROM orders WHERE message_id LIKE 'msg_${mode}_${round}_%'")"
-        echo "round $round $mode: ${result#RESULT } rows=$rows"
+        rows="$(psql "$database_url" -Atc "SELECT count(*) FROM orders WHERE message_id LIKE 'msg_${label}_${round}_%'")"
+        echo "round $round $label: ${result#RESULT } rows=$rows"
         rps="$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$result")"
-        total["$round,$mode"]="$rps"
+        total["$round,$label"]="$rps"
     done
-    python3 -c 'import sys; print(f"round {sys.argv[1]}: postgres / none = {int(sys.argv[2]) / int(sys.argv[3]):.2f}")' \
-        "$round" "${total[$round,postgres]}" "${total[$round,none]}"
+    for label in $labels; do
+        if [ "$label" = none ]; then continue; fi
+        python3 -c 'import sys; print(f"round {sys.argv[1]}: {sys.argv[2]} / none = {int(sys.argv[3]) / int(sys.argv[4]):.2f}")' \
+            "$round" "$label" "${total[$round,$label]}" "${total[$round,none]}"
+    done
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) after the run"

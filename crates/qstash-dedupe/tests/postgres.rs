@@ -571,3 +571,29 @@ async fn a_handler_that_ends_the_transaction_itself_is_caught() {
     );
     assert_eq!(setup.effects("msg_q").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_commits_and_begins_again_is_caught() {
+    let setup = setup!(4);
+    let inbox = setup.inbox().await;
+    // The claim's effect is committed by the handler itself, outside the mark's reach.
+    let mut tx = claim(&setup, &inbox, "msg_r").await.unwrap();
+    sqlx::raw_sql("COMMIT; BEGIN")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(&setup.effect_sql())
+        .bind("msg_r")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let answer = tx.finish(InboxAnswer::ok("ok")).await;
+    assert_eq!(answer.kind(), InboxAnswerKind::Failed);
+    assert_eq!(answer.status(), 500);
+    assert_eq!(setup.marks().await, 0, "no mark in the second transaction");
+    assert_eq!(
+        setup.effects("msg_r").await,
+        1,
+        "the second transaction's effect rolled back"
+    );
+}

@@ -40,6 +40,8 @@ pub(crate) struct Statements {
     pub(crate) create: Vec<String>,
     /// The claim function's quoted name.
     pub(crate) claim_function: String,
+    /// The mark function's quoted name.
+    pub(crate) mark_function: String,
     /// $1 consumer, $2 retention in seconds, $3 batch size.
     pub(crate) cleanup: String,
 }
@@ -97,8 +99,30 @@ impl Statements {
                o_replayed := p_token_id IS NOT NULL AND EXISTS (SELECT 1 FROM {t} AS r \
                  WHERE r.consumer = p_consumer AND r.token_id = p_token_id \
                    AND r.message_id <> p_message_id); \
+               PERFORM set_config('qstash_inbox.claim', h_message_id, true); \
                RETURN NEXT; \
              END $claim$"
+        ));
+        // The mark, one function so that finishing is one statement before `COMMIT`, with
+        // its plan cached per connection. It first checks the transaction is still the one
+        // the claim opened (the transaction-local setting the claim made is gone once that
+        // transaction ended): otherwise 25P01, and the query's `COMMIT` never runs.
+        let mark_function = format!("\"{schema}\".\"{table}_mark\"");
+        create.push(format!(
+            "CREATE OR REPLACE FUNCTION {mark_function}(h_consumer TEXT, h_message_id TEXT, \
+               h_token_id TEXT, p_status INTEGER, h_content_type TEXT, h_body TEXT) \
+             RETURNS VOID LANGUAGE plpgsql VOLATILE AS $mark$ \
+             BEGIN \
+               IF current_setting('qstash_inbox.claim', true) IS DISTINCT FROM h_message_id THEN \
+                 RAISE EXCEPTION 'the delivery''s transaction was ended before its mark' \
+                   USING ERRCODE = '25P01'; \
+               END IF; \
+               INSERT INTO {t} (consumer, message_id, token_id, status, content_type, body) \
+               VALUES (convert_from(decode(h_consumer, 'hex'), 'UTF8'), \
+                 convert_from(decode(h_message_id, 'hex'), 'UTF8'), \
+                 convert_from(decode(h_token_id, 'hex'), 'UTF8'), p_status::SMALLINT, \
+                 convert_from(decode(h_content_type, 'hex'), 'UTF8'), decode(h_body, 'hex')); \
+             END $mark$"
         ));
         let cleanup = format!(
             "DELETE FROM {t} WHERE ctid = ANY(ARRAY(\
@@ -110,6 +134,7 @@ impl Statements {
             qualified: t,
             create,
             claim_function: function,
+            mark_function,
             cleanup,
         }
     }
@@ -138,28 +163,27 @@ impl Statements {
         sql
     }
 
-    /// The mark and `COMMIT`, one simple query.
+    /// The mark and `COMMIT`, one simple query of two statements: every value travels
+    /// hex-encoded, as in the claim.
     pub(crate) fn mark_and_commit(&self, mark: &Mark<'_>) -> String {
-        // The SAVEPOINT fails (25P01) unless the delivery's transaction is still open: a
-        // handler that committed it itself is caught instead of marking after the fact.
-        let mut sql = format!(
-            "SAVEPOINT qstash_inbox; INSERT INTO {} \
-             (consumer, message_id, token_id, status, content_type, body) VALUES (",
-            self.qualified
-        );
-        text(&mut sql, mark.consumer);
-        sql.push_str(", ");
-        text(&mut sql, mark.message_id);
-        sql.push_str(", ");
+        let mut sql = format!("SELECT {}('", self.mark_function);
+        hex(&mut sql, mark.consumer.as_bytes());
+        sql.push_str("', '");
+        hex(&mut sql, mark.message_id.as_bytes());
+        sql.push_str("', ");
         match mark.token_id {
-            Some(token_id) => text(&mut sql, token_id),
+            Some(token_id) => {
+                sql.push('\'');
+                hex(&mut sql, token_id.as_bytes());
+                sql.push('\'');
+            }
             None => sql.push_str("NULL"),
         }
-        sql.push_str(&format!(", {}, ", mark.status));
-        text(&mut sql, mark.content_type);
-        sql.push_str(", ");
-        bytes(&mut sql, mark.body);
-        sql.push_str("); COMMIT");
+        sql.push_str(&format!(", {}, '", mark.status));
+        hex(&mut sql, mark.content_type.as_bytes());
+        sql.push_str("', '");
+        hex(&mut sql, mark.body);
+        sql.push_str("'); COMMIT");
         sql
     }
 }
@@ -182,20 +206,6 @@ fn hex(sql: &mut String, value: &[u8]) {
         sql.push(char::from(HEX[usize::from(byte >> 4)]));
         sql.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
-}
-
-/// A `bytea` value as `decode('<hex>', 'hex')`: hex digits only inside the quotes.
-fn bytes(sql: &mut String, value: &[u8]) {
-    sql.push_str("decode('");
-    hex(sql, value);
-    sql.push_str("', 'hex')");
-}
-
-/// A `text` value from its UTF-8 bytes, hex-encoded.
-fn text(sql: &mut String, value: &str) {
-    sql.push_str("convert_from(");
-    bytes(sql, value.as_bytes());
-    sql.push_str(", 'UTF8')");
 }
 
 #[cfg(test)]
@@ -256,11 +266,12 @@ mod tests {
             body: b"\x00'\\",
         });
         assert!(!mark.contains("DROP"));
-        assert!(mark.contains("decode('00275c', 'hex')"), "{mark}");
-        assert!(mark.ends_with("); COMMIT"));
+        assert!(mark.contains("'00275c'"), "{mark}");
+        assert!(mark.starts_with("SELECT \"s\".\"t_mark\"('63', "), "{mark}");
+        assert!(mark.ends_with("'); COMMIT"), "{mark}");
         // Between the quotes, only hex digits.
         for (i, part) in mark.split('\'').enumerate() {
-            if i % 2 == 1 && part != "hex" && part != "UTF8" {
+            if i % 2 == 1 {
                 assert!(part.bytes().all(|b| b.is_ascii_hexdigit()), "{part}");
             }
         }
