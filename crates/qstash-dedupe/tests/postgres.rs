@@ -10,9 +10,31 @@ use std::time::Duration;
 
 use http::StatusCode;
 use qstash_dedupe::{InboxAnswer, InboxAnswerKind, InboxError, InboxTransaction, PgInbox};
-use qstash_receiver::{Claims, Delivery};
+use qstash_receiver::{Answer, Claims, Delivery};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+
+/// The inbox answered with the core's `want`, for the delivery `message_id`: the same
+/// reason, status, headers and body (the detail, for logs only, may differ).
+#[track_caller]
+fn is_core(got: &InboxAnswer, want: &Answer, message_id: &str) {
+    let core = got.answer().expect("the core's answer, not a handler's");
+    assert_eq!(core.reason(), want.reason(), "{core:?}");
+    assert_eq!(core.status(), want.status(), "{core:?}");
+    assert_eq!(
+        core.headers().collect::<Vec<_>>(),
+        want.headers().collect::<Vec<_>>(),
+        "{core:?}"
+    );
+    assert_eq!(core.body(), want.body(), "{core:?}");
+    assert_eq!(core.message_id(), Some(message_id), "{core:?}");
+    assert_eq!(got.status(), want.status());
+    assert_eq!(
+        got.headers().collect::<Vec<_>>(),
+        want.headers().collect::<Vec<_>>()
+    );
+    assert_eq!(got.body(), want.body());
+}
 
 /// A fresh schema per test: tests share one server and run at once.
 fn schema_name() -> String {
@@ -262,11 +284,18 @@ async fn a_concurrent_duplicate_gets_409_then_the_stored_answer() {
     assert_eq!(busy.status(), 409);
     assert_eq!(busy.retry_after_secs(), Some(5));
     assert!(busy.headers().any(|(n, _)| n == "x-qstash-duplicate"));
+    is_core(&busy, &Answer::in_progress(5), "msg_e");
 
     let _ = first.finish(InboxAnswer::ok("first")).await;
     let replay = claim(&setup, &inbox, "msg_e").await.unwrap_err();
     assert_eq!(replay.kind(), InboxAnswerKind::Duplicate);
     assert_eq!(replay.body().as_ref(), b"first");
+    let stored = Answer::replay(
+        StatusCode::OK,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        "first".into(),
+    );
+    is_core(&replay, &stored, "msg_e");
     assert_eq!(setup.effects("msg_e").await, 1);
 }
 
@@ -337,6 +366,7 @@ async fn the_database_down_answers_503_with_retry_after() {
         assert_eq!(answer.status(), 503);
         assert_eq!(answer.retry_after_secs(), Some(wait));
         assert!(!format!("{answer:?}").contains("secret"));
+        is_core(&answer, &Answer::store_unavailable(wait, ""), "msg_h");
     }
 
     // Pool exhausted: one connection, held by another delivery.
@@ -405,13 +435,14 @@ async fn a_deadlock_is_answered_retryably_and_the_other_commits() {
     let mut kinds = [a.kind(), b.kind()];
     kinds.sort_by_key(|k| *k == InboxAnswerKind::Conflict);
     assert_eq!(kinds, [InboxAnswerKind::Handler, InboxAnswerKind::Conflict]);
-    let conflict = if a.kind() == InboxAnswerKind::Conflict {
-        a
+    let (conflict, id) = if a.kind() == InboxAnswerKind::Conflict {
+        (a, "msg_l")
     } else {
-        b
+        (b, "msg_m")
     };
     assert_eq!(conflict.status(), 409);
     assert_eq!(conflict.retry_after_secs(), Some(5));
+    is_core(&conflict, &Answer::conflict(5, ""), id);
     let total = setup.effects("msg_l").await + setup.effects("msg_m").await;
     assert_eq!(total, 1, "only the survivor committed");
 }
@@ -538,6 +569,7 @@ async fn a_token_replayed_on_another_message_is_refused() {
         "while the first is open"
     );
     assert_eq!(refused.status(), 401);
+    is_core(&refused, &Answer::replayed(""), "msg_forged");
     let _ = tx.finish(InboxAnswer::ok("ok")).await;
     let refused = inbox.begin(&forged, &claims).await.unwrap_err();
     assert_eq!(
@@ -564,6 +596,7 @@ async fn a_handler_that_ends_the_transaction_itself_is_caught() {
     let answer = tx.finish(InboxAnswer::ok("ok")).await;
     assert_eq!(answer.kind(), InboxAnswerKind::Failed);
     assert_eq!(answer.status(), 500);
+    is_core(&answer, &Answer::store_failed(""), "msg_q");
     assert_eq!(
         setup.marks().await,
         0,

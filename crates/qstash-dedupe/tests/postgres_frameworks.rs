@@ -1,6 +1,7 @@
 //! The transactional inbox in axum (behind tower-qstash's `QStashLayer`) and actix-web
 //! (behind actix-qstash's extractor): the handler writes through the transaction it is
-//! handed, and both frameworks write the same `InboxAnswer`s.
+//! handed, and both frameworks write the same `InboxAnswer`s: the inbox's own answers are the
+//! core's `Answer`, logged once when written, on the core's target.
 #![cfg(all(feature = "postgres", feature = "axum", feature = "actix"))]
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use qstash_dedupe::{InboxAnswer, PgInbox};
-use qstash_receiver::{Receiver, SigningKeys};
+use qstash_receiver::{LogLevel, Receiver, SigningKeys};
+use qstash_test_cases::{LogCapture, Logged};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -81,6 +83,14 @@ async fn orders(pool: &PgPool, schema: &str, id: &str) -> i64 {
     .unwrap()
 }
 
+/// The one event the answer to `id` logged: its reason and level.
+#[track_caller]
+fn logged_once(capture: &LogCapture, id: &str) -> Logged {
+    let mut events = capture.take(id);
+    assert_eq!(events.len(), 1, "{id}: {events:?}");
+    events.remove(0)
+}
+
 fn signed(id: &str, retried: u32, body: &[u8]) -> HeaderMap {
     support::delivery_headers(id, retried, body)
 }
@@ -98,6 +108,7 @@ async fn axum_handler_writes_through_the_transaction() {
     let Some((pool, inbox)) = setup(SCHEMA).await else {
         return;
     };
+    let capture = LogCapture::global();
     async fn webhook(
         State(inbox): State<PgInbox>,
         QStash {
@@ -129,6 +140,10 @@ async fn axum_handler_writes_through_the_transaction() {
     let (first, body) = send("msg_ax", 0, br#"{"order":7,"item":"tea"}"#).await;
     assert_eq!(first.status, 200);
     assert_eq!(body.as_ref(), b"stored order 7");
+    assert!(
+        capture.take("msg_ax").is_empty(),
+        "a handled delivery logs nothing"
+    );
     let (again, body) = send("msg_ax", 1, br#"{"order":7,"item":"tea"}"#).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.headers["x-qstash-duplicate"], "true");
@@ -137,11 +152,17 @@ async fn axum_handler_writes_through_the_transaction() {
         b"stored order 7",
         "the stored answer, replayed"
     );
+    let event = logged_once(&capture, "msg_ax");
+    assert_eq!(event.reason(), "duplicate");
+    assert_eq!(event.level, LogLevel::Debug);
     assert_eq!(orders(&pool, SCHEMA, "msg_ax").await, 1);
 
     let (refused, _) = send("msg_ax0", 0, br#"{"order":0}"#).await;
     assert_eq!(refused.status, 489);
     assert_eq!(refused.headers["upstash-nonretryable-error"], "true");
+    let event = logged_once(&capture, "msg_ax0");
+    assert_eq!(event.reason(), "do_not_retry");
+    assert_eq!(event.level, LogLevel::Warn);
     assert_eq!(orders(&pool, SCHEMA, "msg_ax0").await, 0, "rolled back");
 }
 
@@ -154,6 +175,7 @@ async fn actix_handler_writes_through_the_transaction() {
     let Some((pool, inbox)) = setup(SCHEMA).await else {
         return;
     };
+    let capture = LogCapture::global();
     async fn webhook(
         inbox: web::Data<PgInbox>,
         QStash {
@@ -188,10 +210,17 @@ async fn actix_handler_writes_through_the_transaction() {
     let first = test::call_service(&app, request("msg_ac", 0, br#"{"order":8}"#)).await;
     assert_eq!(first.status(), 200);
     assert_eq!(test::read_body(first).await.as_ref(), b"stored order 8");
+    assert!(
+        capture.take("msg_ac").is_empty(),
+        "a handled delivery logs nothing"
+    );
     let again = test::call_service(&app, request("msg_ac", 1, br#"{"order":8}"#)).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers().get("x-qstash-duplicate").unwrap(), "true");
     assert_eq!(test::read_body(again).await.as_ref(), b"stored order 8");
+    let event = logged_once(&capture, "msg_ac");
+    assert_eq!(event.reason(), "duplicate");
+    assert_eq!(event.fields["method"], "POST");
     assert_eq!(orders(&pool, SCHEMA, "msg_ac").await, 1);
 
     let refused = test::call_service(&app, request("msg_ac0", 0, br#"{"order":0}"#)).await;
@@ -200,5 +229,8 @@ async fn actix_handler_writes_through_the_transaction() {
         refused.headers().get("upstash-nonretryable-error").unwrap(),
         "true"
     );
+    let event = logged_once(&capture, "msg_ac0");
+    assert_eq!(event.reason(), "do_not_retry");
+    assert_eq!(event.fields["method"], "POST");
     assert_eq!(orders(&pool, SCHEMA, "msg_ac0").await, 0, "rolled back");
 }

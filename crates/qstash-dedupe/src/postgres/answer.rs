@@ -1,67 +1,82 @@
-//! [`InboxAnswer`]: every answer of the inbox path, and the one place that decides its status,
-//! headers and body for each inbox outcome.
+//! [`InboxAnswer`]: what the inbox path sends: the handler's own answer, or the core's
+//! [`Answer`] for every outcome the inbox decides (a replayed duplicate, busy, conflict,
+//! unavailable, replayed token, failure).
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
-use qstash_receiver::{NON_RETRYABLE_HEADER, NON_RETRYABLE_STATUS};
-
-use crate::deduplicator::DUPLICATE_HEADER;
+use qstash_receiver::{Answer, Reason};
 
 /// Which outcome an [`InboxAnswer`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InboxAnswerKind {
-    /// The handler's own answer. Committed when it is a 2xx, rolled back otherwise.
+    /// The handler's own answer (and a handler's [`Answer`], e.g. "do not retry"). Committed
+    /// when it is a 2xx, rolled back otherwise.
     Handler,
     /// The message was handled before: the stored answer (status, content type, the first
-    /// bytes of the body) replayed, with `X-QStash-Duplicate: true`. The handler did not run.
+    /// bytes of the body) replayed ([`Answer::replay`]). The handler did not run.
     Duplicate,
-    /// Another attempt of this message holds its lock: 409 + `Retry-After` +
-    /// `X-QStash-Duplicate: true`. The handler did not run.
+    /// Another attempt of this message holds its lock ([`Answer::in_progress`]: 409 +
+    /// `Retry-After` + `X-QStash-Duplicate: true`). The handler did not run.
     Busy,
-    /// A serialization failure, a deadlock or a lock time-out rolled the transaction back:
-    /// 409 + `Retry-After`. Nothing was committed; the retry runs the handler cleanly.
+    /// A serialization failure, a deadlock or a lock time-out rolled the transaction back
+    /// ([`Answer::conflict`]: 409 + `Retry-After`). Nothing was committed; the retry runs
+    /// the handler cleanly.
     Conflict,
     /// The database cannot be reached (refused, pool exhausted, statement time-out, shutting
-    /// down): 503 + `Retry-After`. Nothing was committed.
+    /// down) ([`Answer::store_unavailable`]: 503 + `Retry-After`). Nothing was committed.
     Unavailable,
-    /// The replay guard saw this token's `jti` on another message, or the token has none: 401.
+    /// The replay guard saw this token's `jti` on another message, or the token has none
+    /// ([`Answer::replayed`]: 401).
     Replayed,
-    /// The database answered unexpectedly (a missing table, a permission, a bad statement):
-    /// 500, logged at `error`. Nothing was committed; QStash retries.
+    /// The database answered unexpectedly (a missing table, a permission, a bad statement)
+    /// ([`Answer::store_failed`]: 500, logged at `error`). Nothing was committed; QStash
+    /// retries.
     Failed,
 }
 
 /// An answer of the inbox path: what the handler answered, or what the inbox answered
-/// instead. Handlers build theirs with [`InboxAnswer::new`] (or [`ok`](Self::ok),
-/// [`non_retryable`](Self::non_retryable)) and hand it to
-/// [`InboxTransaction::finish`](crate::InboxTransaction::finish), which commits on a 2xx.
+/// instead, which is always the core's [`Answer`] (its status, headers, body and log are
+/// decided there). Handlers build theirs with [`InboxAnswer::new`] (or [`ok`](Self::ok),
+/// [`non_retryable`](Self::non_retryable), or any [`Answer`] through `From`) and hand it
+/// to [`InboxTransaction::finish`](crate::InboxTransaction::finish), which commits on a 2xx.
 ///
 /// Written by axum (feature `axum`, `IntoResponse`) and actix-web (feature `actix`,
-/// `Responder`), or by hand from [`status`](Self::status), [`headers`](Self::headers) and
-/// [`body`](Self::body).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Responder`), or as plain `http` by [`into_http`](Self::into_http): a handler's own
+/// answer as it is, an [`Answer`] through the framework's one writer of answers
+/// (tower-qstash's `QStashAnswer`, actix-qstash's `QStashError`), which logs it once.
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct InboxAnswer {
-    kind: InboxAnswerKind,
-    status: StatusCode,
-    retry_after_secs: Option<u64>,
-    content_type: HeaderValue,
-    body: Bytes,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    /// The handler's own status, content type and body, sent as they are.
+    Handler {
+        status: StatusCode,
+        content_type: HeaderValue,
+        body: Bytes,
+    },
+    /// The core's answer.
+    Answer(Answer),
 }
 
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
 impl InboxAnswer {
     /// A handler's answer: `status` with `body` as `text/plain; charset=utf-8` (change it with
-    /// [`content_type`](Self::content_type)).
+    /// [`content_type`](Self::content_type)), sent as it is. For a 489 that QStash must not
+    /// retry, use [`non_retryable`](Self::non_retryable), which adds
+    /// `Upstash-NonRetryable-Error: true`.
     pub fn new(status: StatusCode, body: impl Into<Bytes>) -> Self {
         Self {
-            kind: InboxAnswerKind::Handler,
-            status,
-            retry_after_secs: None,
-            content_type: TEXT,
-            body: body.into(),
+            inner: Inner::Handler {
+                status,
+                content_type: TEXT,
+                body: body.into(),
+            },
         }
     }
 
@@ -70,132 +85,153 @@ impl InboxAnswer {
         Self::new(StatusCode::OK, body)
     }
 
-    /// A handler's refusal for good: 489 + `Upstash-NonRetryable-Error: true`, so QStash sends
-    /// the message to the dead-letter queue without retrying. Rolled back like any non-2xx.
-    pub fn non_retryable(body: impl Into<Bytes>) -> Self {
-        let status = StatusCode::from_u16(NON_RETRYABLE_STATUS).unwrap_or(StatusCode::BAD_REQUEST);
-        Self::new(status, body)
+    /// A handler's refusal for good, the core's [`Answer::do_not_retry`]: 489 +
+    /// `Upstash-NonRetryable-Error: true`, so QStash sends the message to the dead-letter
+    /// queue without retrying. Rolled back like any non-2xx; logged (at `warn`) when written.
+    pub fn non_retryable(text: impl Into<Box<str>>) -> Self {
+        Answer::do_not_retry(text).into()
     }
 
-    /// The `Content-Type` of the body. Defaults to `text/plain; charset=utf-8`.
+    /// The `Content-Type` of a handler's body. Defaults to `text/plain; charset=utf-8`. An
+    /// [`Answer`]'s content type is the core's: unchanged.
     pub fn content_type(mut self, content_type: HeaderValue) -> Self {
-        self.content_type = content_type;
+        if let Inner::Handler {
+            content_type: ref mut ct,
+            ..
+        } = self.inner
+        {
+            *ct = content_type;
+        }
         self
     }
 
-    /// The stored answer of a handled message, replayed.
-    pub(crate) fn duplicate(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Self {
-        Self {
-            kind: InboxAnswerKind::Duplicate,
-            status,
-            retry_after_secs: None,
-            content_type,
-            body,
+    /// The answer, logged with this request method when written as an [`Answer`] (the
+    /// actix-web writer adds the request's own).
+    pub fn with_method(mut self, method: &str) -> Self {
+        if let Inner::Answer(answer) = self.inner {
+            self.inner = Inner::Answer(answer.with_method(method));
         }
+        self
     }
 
-    /// What the inbox answers instead of the handler (every kind but `Handler` and
-    /// `Duplicate`): the status, `Retry-After` and text are decided here, once.
-    pub(crate) fn refusal(kind: InboxAnswerKind, retry_after_secs: u64) -> Self {
-        let (status, text, retry) = match kind {
-            InboxAnswerKind::Busy => (
-                StatusCode::CONFLICT,
-                "duplicate delivery: message being handled, retry later\n",
-                true,
-            ),
-            InboxAnswerKind::Conflict => (
-                StatusCode::CONFLICT,
-                "transaction conflict (serialization failure or deadlock), retry later\n",
-                true,
-            ),
-            InboxAnswerKind::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "inbox database unavailable, retry later\n",
-                true,
-            ),
-            InboxAnswerKind::Replayed => (StatusCode::UNAUTHORIZED, "unauthorized\n", false),
-            InboxAnswerKind::Failed | InboxAnswerKind::Handler | InboxAnswerKind::Duplicate => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal server error\n",
-                false,
-            ),
-        };
-        Self {
-            kind,
-            status,
-            retry_after_secs: retry.then_some(retry_after_secs.max(1)),
-            content_type: TEXT,
-            body: Bytes::from_static(text.as_bytes()),
+    /// The answer, an [`Answer`] logged with this message id unless it has one.
+    pub(crate) fn for_message(mut self, message_id: &str) -> Self {
+        if let Inner::Answer(answer) = self.inner {
+            self.inner = Inner::Answer(if answer.message_id().is_some() {
+                answer
+            } else {
+                answer.with_message_id(message_id)
+            });
+        }
+        self
+    }
+
+    /// The core's answer, unless this is the handler's own.
+    #[must_use]
+    pub const fn answer(&self) -> Option<&Answer> {
+        match &self.inner {
+            Inner::Answer(answer) => Some(answer),
+            Inner::Handler { .. } => None,
         }
     }
 
     /// Which outcome this reports.
     #[must_use]
     pub const fn kind(&self) -> InboxAnswerKind {
-        self.kind
+        match &self.inner {
+            Inner::Handler { .. } => InboxAnswerKind::Handler,
+            Inner::Answer(answer) => match answer.reason() {
+                Reason::Duplicate => InboxAnswerKind::Duplicate,
+                Reason::InProgress => InboxAnswerKind::Busy,
+                Reason::Conflict => InboxAnswerKind::Conflict,
+                Reason::StoreUnavailable => InboxAnswerKind::Unavailable,
+                Reason::Replayed => InboxAnswerKind::Replayed,
+                Reason::StoreFailed | Reason::NotConfigured => InboxAnswerKind::Failed,
+                _ => InboxAnswerKind::Handler,
+            },
+        }
     }
 
     /// The status to answer with.
     #[must_use]
     pub const fn status(&self) -> StatusCode {
-        self.status
+        match &self.inner {
+            Inner::Handler { status, .. } => *status,
+            Inner::Answer(answer) => answer.status(),
+        }
     }
 
     /// The `Retry-After` value in seconds, if any.
     #[must_use]
-    pub const fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after_secs
+    pub const fn retry_after_secs(&self) -> Option<u32> {
+        match &self.inner {
+            Inner::Handler { .. } => None,
+            Inner::Answer(answer) => answer.retry_after_secs(),
+        }
     }
 
     /// The body.
     #[must_use]
-    pub const fn body(&self) -> &Bytes {
-        &self.body
+    pub fn body(&self) -> Bytes {
+        match &self.inner {
+            Inner::Handler { body, .. } => body.clone(),
+            Inner::Answer(answer) => answer.body(),
+        }
     }
 
     /// The body's `Content-Type`.
     #[must_use]
-    pub const fn body_content_type(&self) -> &HeaderValue {
-        &self.content_type
+    pub fn body_content_type(&self) -> HeaderValue {
+        match &self.inner {
+            Inner::Handler { content_type, .. } => content_type.clone(),
+            Inner::Answer(answer) => answer
+                .headers()
+                .find(|(name, _)| *name == http::header::CONTENT_TYPE)
+                .map_or(TEXT, |(_, value)| value),
+        }
     }
 
-    /// The headers to send: `Content-Type`, and where they apply `Retry-After`,
-    /// `X-QStash-Duplicate: true` and `Upstash-NonRetryable-Error: true` (on a 489).
+    /// The headers to send: a handler's `Content-Type`, or an [`Answer`]'s
+    /// ([`Answer::headers`]).
     pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + use<> {
-        let duplicate = matches!(
-            self.kind,
-            InboxAnswerKind::Duplicate | InboxAnswerKind::Busy
-        )
-        .then(|| {
-            (
-                HeaderName::from_static(DUPLICATE_HEADER),
-                HeaderValue::from_static("true"),
-            )
-        });
-        let retry_after = self
-            .retry_after_secs
-            .map(|secs| (http::header::RETRY_AFTER, HeaderValue::from(secs)));
-        let non_retryable = (self.status.as_u16() == NON_RETRYABLE_STATUS).then(|| {
-            (
-                HeaderName::from_static(NON_RETRYABLE_HEADER),
-                HeaderValue::from_static("true"),
-            )
-        });
-        let content_type = (http::header::CONTENT_TYPE, self.content_type.clone());
-        std::iter::once(content_type)
-            .chain(duplicate)
-            .chain(retry_after)
-            .chain(non_retryable)
+        let (handler, answer) = match &self.inner {
+            Inner::Handler { content_type, .. } => (
+                Some((http::header::CONTENT_TYPE, content_type.clone())),
+                None,
+            ),
+            Inner::Answer(answer) => (None, Some(answer.headers())),
+        };
+        handler.into_iter().chain(answer.into_iter().flatten())
     }
 
-    /// The answer as an `http` response.
+    /// The answer as a plain `http` response: a handler's as it is; an [`Answer`] through
+    /// tower-qstash's `QStashAnswer`, which logs it once and puts the [`Answer`] in the
+    /// response's extensions.
     #[must_use]
     pub fn into_http(self) -> http::Response<Bytes> {
-        let mut response = http::Response::new(Bytes::new());
-        *response.status_mut() = self.status;
-        response.headers_mut().extend(self.headers());
-        *response.body_mut() = self.body;
-        response
+        match self.inner {
+            Inner::Handler {
+                status,
+                content_type,
+                body,
+            } => {
+                let mut response = http::Response::new(body);
+                *response.status_mut() = status;
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, content_type);
+                response
+            }
+            Inner::Answer(answer) => tower_qstash::QStashAnswer::from(answer).into_http(),
+        }
+    }
+}
+
+impl From<Answer> for InboxAnswer {
+    fn from(answer: Answer) -> Self {
+        Self {
+            inner: Inner::Answer(answer),
+        }
     }
 }
 
@@ -212,23 +248,37 @@ impl axum_core::response::IntoResponse for InboxAnswer {
 impl actix_web::Responder for InboxAnswer {
     type Body = actix_web::body::BoxBody;
 
-    fn respond_to(self, _req: &actix_web::HttpRequest) -> actix_web::HttpResponse {
+    fn respond_to(self, req: &actix_web::HttpRequest) -> actix_web::HttpResponse {
         use actix_web::http::StatusCode as ActixStatus;
         use actix_web::http::header::{HeaderName as ActixName, HeaderValue as ActixValue};
 
-        // actix-web 4 speaks `http` 0.2: the same bytes, another type.
-        let status = ActixStatus::from_u16(self.status.as_u16())
-            .unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
-        let mut response = actix_web::HttpResponse::new(status);
-        for (name, value) in self.headers() {
-            if let (Ok(name), Ok(value)) = (
-                ActixName::from_bytes(name.as_str().as_bytes()),
-                ActixValue::from_bytes(value.as_bytes()),
-            ) {
-                response.headers_mut().insert(name, value);
+        match self.inner {
+            Inner::Answer(answer) => {
+                let answer = if answer.method().is_some() {
+                    answer
+                } else {
+                    answer.with_method(req.method().as_str())
+                };
+                actix_qstash::QStashError::from(answer).respond()
+            }
+            Inner::Handler {
+                status,
+                content_type,
+                body,
+            } => {
+                // actix-web 4 speaks `http` 0.2: the same bytes, another type.
+                let status = ActixStatus::from_u16(status.as_u16())
+                    .unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
+                let mut response = actix_web::HttpResponse::new(status);
+                if let (Ok(name), Ok(value)) = (
+                    ActixName::from_bytes(http::header::CONTENT_TYPE.as_str().as_bytes()),
+                    ActixValue::from_bytes(content_type.as_bytes()),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+                response.set_body(actix_web::body::BoxBody::new(body))
             }
         }
-        response.set_body(actix_web::body::BoxBody::new(self.body))
     }
 }
 
@@ -237,75 +287,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_outcome_has_its_status_and_headers() {
-        type Case = (
-            &'static str,
-            InboxAnswer,
-            u16,
-            &'static [(&'static str, &'static str)],
+    fn a_handler_s_answer_is_sent_as_it_is() {
+        let answer = InboxAnswer::new(StatusCode::CREATED, "{}")
+            .content_type(HeaderValue::from_static("application/json"));
+        assert_eq!(answer.kind(), InboxAnswerKind::Handler);
+        assert!(answer.answer().is_none());
+        let headers: Vec<_> = answer.headers().collect();
+        assert_eq!(
+            headers,
+            [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json")
+            )]
         );
-        let cases: [Case; 7] = [
-            ("handler", InboxAnswer::ok("ok"), 200, &[]),
-            (
-                "non-retryable",
-                InboxAnswer::non_retryable("no"),
-                489,
-                &[("upstash-nonretryable-error", "true")],
-            ),
-            (
-                "duplicate",
-                InboxAnswer::duplicate(StatusCode::CREATED, TEXT, Bytes::from_static(b"x")),
-                201,
-                &[("x-qstash-duplicate", "true")],
-            ),
-            (
-                "busy",
-                InboxAnswer::refusal(InboxAnswerKind::Busy, 5),
-                409,
-                &[("x-qstash-duplicate", "true"), ("retry-after", "5")],
-            ),
-            (
-                "conflict",
-                InboxAnswer::refusal(InboxAnswerKind::Conflict, 0),
-                409,
-                &[("retry-after", "1")],
-            ),
-            (
-                "unavailable",
-                InboxAnswer::refusal(InboxAnswerKind::Unavailable, 12),
-                503,
-                &[("retry-after", "12")],
-            ),
-            (
-                "replayed",
-                InboxAnswer::refusal(InboxAnswerKind::Replayed, 9),
-                401,
-                &[],
-            ),
-        ];
-        for (name, answer, status, headers) in cases {
-            assert_eq!(answer.status().as_u16(), status, "{name}");
-            let got: Vec<(String, String)> = answer
-                .headers()
-                .filter(|(n, _)| *n != http::header::CONTENT_TYPE)
-                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-                .collect();
-            let want: Vec<(String, String)> = headers
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect();
-            assert_eq!(got, want, "{name}");
-        }
+        let response = answer.into_http();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.body().as_ref(), b"{}");
+        assert!(response.extensions().get::<Answer>().is_none());
     }
 
     #[test]
-    fn the_http_response_carries_everything() {
-        let response = InboxAnswer::refusal(InboxAnswerKind::Unavailable, 148).into_http();
-        assert_eq!(response.status(), 503);
-        assert_eq!(response.headers()["retry-after"], "148");
-        assert_eq!(
-            response.body().as_ref(),
-            b"inbox database unavailable, retry later\n"
-        );
+    fn every_other_answer_is_the_core_s() {
+        let cases = [
+            (
+                InboxAnswer::non_retryable("no"),
+                Answer::do_not_retry("no"),
+                InboxAnswerKind::Handler,
+            ),
+            (
+                Answer::in_progress(5).into(),
+                Answer::in_progress(5),
+                InboxAnswerKind::Busy,
+            ),
+            (
+                Answer::conflict(5, "x").into(),
+                Answer::conflict(5, "x"),
+                InboxAnswerKind::Conflict,
+            ),
+            (
+                Answer::store_unavailable(12, "x").into(),
+                Answer::store_unavailable(12, "x"),
+                InboxAnswerKind::Unavailable,
+            ),
+            (
+                Answer::replayed("x").into(),
+                Answer::replayed("x"),
+                InboxAnswerKind::Replayed,
+            ),
+            (
+                Answer::store_failed("x").into(),
+                Answer::store_failed("x"),
+                InboxAnswerKind::Failed,
+            ),
+        ];
+        for (inbox, core, kind) in cases {
+            assert_eq!(inbox.kind(), kind, "{core:?}");
+            assert_eq!(inbox.answer().map(Answer::reason), Some(core.reason()));
+            let got = inbox.into_http();
+            let want = core.to_response();
+            assert_eq!(got.status(), want.status(), "{core:?}");
+            assert_eq!(got.headers(), want.headers(), "{core:?}");
+            assert_eq!(got.body(), want.body(), "{core:?}");
+            assert!(got.extensions().get::<Answer>().is_some(), "{core:?}");
+        }
     }
 }

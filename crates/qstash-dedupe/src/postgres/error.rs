@@ -1,5 +1,7 @@
 //! What a database error means for a delivery.
 
+use qstash_receiver::Answer;
+
 use crate::postgres::answer::InboxAnswerKind;
 
 /// Why creating, migrating or cleaning the inbox failed. Its text never contains the
@@ -89,6 +91,36 @@ pub(crate) fn classify_sqlstate(code: &str) -> InboxAnswerKind {
         }
         _ => InboxAnswerKind::Failed,
     }
+}
+
+/// The core's answer to a database error met `during` a step, nothing marked: 503 +
+/// `Retry-After: unavailable_secs` when the database is unavailable, 409 +
+/// `Retry-After: conflict_secs` for a conflict, 500 otherwise. The detail names the step
+/// and what the server said (never the connection string).
+pub(crate) fn database_answer(
+    error: &sqlx::Error,
+    during: &str,
+    unavailable_secs: u64,
+    conflict_secs: u64,
+) -> Answer {
+    let detail = format!(
+        "inbox {during}: {}; rolled back, nothing was marked",
+        describe(error)
+    );
+    match classify(error) {
+        InboxAnswerKind::Unavailable => {
+            Answer::store_unavailable(secs_u32(unavailable_secs.max(1)), &detail)
+        }
+        InboxAnswerKind::Conflict | InboxAnswerKind::Busy => {
+            Answer::conflict(secs_u32(conflict_secs.max(1)), &detail)
+        }
+        _ => Answer::store_failed(&detail),
+    }
+}
+
+/// Seconds as the core's `Retry-After` takes them.
+pub(crate) fn secs_u32(secs: u64) -> u32 {
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

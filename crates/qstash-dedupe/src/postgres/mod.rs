@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use qstash_receiver::{Claims, Delivery};
+use qstash_receiver::{Answer, Claims, Delivery};
 use sqlx::{Executor as _, PgPool, Row as _};
 
 pub use self::answer::{InboxAnswer, InboxAnswerKind};
@@ -20,7 +20,7 @@ pub use self::error::InboxError;
 pub use self::schema::{DEFAULT_SCHEMA, DEFAULT_TABLE};
 pub use self::transaction::InboxTransaction;
 
-use self::error::{classify, describe};
+use self::error::{database_answer, secs_u32};
 use self::schema::{MAX_SCHEMA_NAME, MAX_TABLE_NAME, Mark, Statements, check_identifier};
 use crate::deduplicator::{DEFAULT_RETENTION, RetryAfter};
 
@@ -126,6 +126,8 @@ impl PgInboxBuilder {
 
     /// How many bytes of a handler's body are stored for replay. Defaults to
     /// [`DEFAULT_REPLAY_BODY_LIMIT`] (4 KiB).
+    /// A replay carries at most [`MAX_REPLAYED_BODY`](qstash_receiver::MAX_REPLAYED_BODY)
+    /// (64 KiB) of it.
     pub const fn replay_body_limit(mut self, bytes: usize) -> Self {
         self.replay_body_limit = bytes;
         self
@@ -273,11 +275,8 @@ impl PgInbox {
         let message_id = delivery.message_id.as_str();
         let token_id = if settings.replay_guard {
             let Some(jti) = claims.token_id() else {
-                tracing::warn!(
-                    message_id,
-                    "inbox: token without `jti` refused, answering 401"
-                );
-                return Err(InboxAnswer::refusal(InboxAnswerKind::Replayed, 0));
+                let answer = Answer::replayed("inbox: token without `jti` refused");
+                return Err(answer.with_message_id(message_id).into());
             };
             Some(jti.to_owned())
         } else {
@@ -320,19 +319,11 @@ impl PgInbox {
         };
         if !token_free || replayed {
             tx.rollback().await;
-            tracing::warn!(
-                message_id,
-                "inbox: token id seen on another message (replayed token), answering 401"
-            );
-            return Err(InboxAnswer::refusal(InboxAnswerKind::Replayed, 0));
+            let answer = Answer::replayed("inbox: token id seen on another message");
+            return Err(answer.with_message_id(message_id).into());
         }
         if let Some(status) = status {
             tx.rollback().await;
-            tracing::debug!(
-                message_id,
-                status,
-                "inbox: duplicate of a handled message, replaying its answer"
-            );
             let status = u16::try_from(status)
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok())
@@ -340,22 +331,14 @@ impl PgInbox {
             let content_type = content_type
                 .and_then(|c| HeaderValue::from_str(&c).ok())
                 .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-            return Err(InboxAnswer::duplicate(
-                status,
-                content_type,
-                Bytes::from(body.unwrap_or_default()),
-            ));
+            let answer =
+                Answer::replay(status, content_type, Bytes::from(body.unwrap_or_default()));
+            return Err(answer.with_message_id(message_id).into());
         }
         if !locked {
             tx.rollback().await;
-            tracing::debug!(
-                message_id,
-                "inbox: duplicate while another attempt holds the message, answering 409"
-            );
-            return Err(InboxAnswer::refusal(
-                InboxAnswerKind::Busy,
-                settings.busy_retry_after,
-            ));
+            let answer = Answer::in_progress(secs_u32(settings.busy_retry_after));
+            return Err(answer.with_message_id(message_id).into());
         }
         tracing::debug!(message_id, "inbox: message claimed, running the handler");
         Ok(tx)
@@ -396,7 +379,7 @@ impl PgInbox {
         }
     }
 
-    /// The answer to a database error, logged once.
+    /// The core's answer to a database error (logged once, by the writer that sends it).
     pub(crate) fn failed(
         &self,
         delivery: &Delivery,
@@ -413,27 +396,18 @@ impl PgInbox {
         during: &'static str,
         error: &sqlx::Error,
     ) -> InboxAnswer {
-        let detail = describe(error);
-        let kind = classify(error);
-        let answer = match kind {
-            InboxAnswerKind::Unavailable => {
-                let secs = match self.settings.store_retry_after {
-                    RetryAfter::Fixed(delay) => ceil_secs(delay),
-                    _ => qstash_receiver::retry::backoff(retried.saturating_add(1)).as_secs(),
-                };
-                InboxAnswer::refusal(kind, secs)
-            }
-            InboxAnswerKind::Conflict => InboxAnswer::refusal(kind, self.settings.busy_retry_after),
-            _ => InboxAnswer::refusal(InboxAnswerKind::Failed, 0),
+        let store_retry_after = match self.settings.store_retry_after {
+            RetryAfter::Fixed(delay) => ceil_secs(delay),
+            _ => qstash_receiver::retry::backoff(retried.saturating_add(1)).as_secs(),
         };
-        tracing::error!(
-            message_id,
+        database_answer(
+            error,
             during,
-            error = %detail,
-            status = answer.status().as_u16(),
-            "inbox: database error, rolled back; nothing was marked"
-        );
-        answer
+            store_retry_after,
+            self.settings.busy_retry_after,
+        )
+        .with_message_id(message_id)
+        .into()
     }
 
     pub(crate) fn replay_body_limit(&self) -> usize {

@@ -8,7 +8,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Executor as _, Postgres};
 
 use crate::postgres::PgInbox;
-use crate::postgres::answer::{InboxAnswer, InboxAnswerKind};
+use crate::postgres::answer::InboxAnswer;
 use crate::postgres::schema::Mark;
 
 /// A delivery whose handler runs: the open transaction that holds its claim, with the
@@ -95,6 +95,7 @@ impl InboxTransaction {
     pub async fn finish(mut self, answer: InboxAnswer) -> InboxAnswer {
         let status = answer.status();
         if !status.is_success() {
+            let answer = answer.for_message(&self.message_id);
             self.rollback().await;
             return answer;
         }
@@ -192,26 +193,23 @@ impl DerefMut for InboxTransaction {
     }
 }
 
-/// A database error a handler met, for `?`: retryable answers (503 + `Retry-After` when the
-/// database is unavailable, 409 + `Retry-After` for a serialization failure, deadlock or
-/// lock time-out), 500 otherwise. The `Retry-After` is that of a first attempt (12 s
-/// unavailable, 5 s conflict); [`InboxTransaction::fail`] uses the delivery's retry count.
-/// The transaction, dropped on the way out, rolls back.
+/// A database error a handler met, for `?`: the core's retryable answers
+/// ([`Answer::store_unavailable`](qstash_receiver::Answer::store_unavailable), 503 +
+/// `Retry-After`, when the database is unavailable;
+/// [`Answer::conflict`](qstash_receiver::Answer::conflict), 409 + `Retry-After`, for a
+/// serialization failure, deadlock or lock time-out),
+/// [`Answer::store_failed`](qstash_receiver::Answer::store_failed) (500) otherwise, logged
+/// once when written. The `Retry-After` is that of a first attempt (12 s unavailable, 5 s
+/// conflict); [`InboxTransaction::fail`] uses the delivery's retry count. The transaction,
+/// dropped on the way out, rolls back.
 impl From<sqlx::Error> for InboxAnswer {
     fn from(error: sqlx::Error) -> Self {
-        let kind = crate::postgres::error::classify(&error);
-        tracing::error!(
-            error = %crate::postgres::error::describe(&error),
-            "inbox: the handler met a database error, rolling back"
-        );
-        match kind {
-            InboxAnswerKind::Unavailable => {
-                Self::refusal(kind, qstash_receiver::retry::backoff(1).as_secs())
-            }
-            InboxAnswerKind::Conflict => {
-                Self::refusal(kind, crate::postgres::DEFAULT_BUSY_RETRY_AFTER.as_secs())
-            }
-            _ => Self::refusal(InboxAnswerKind::Failed, 0),
-        }
+        crate::postgres::error::database_answer(
+            &error,
+            "handler",
+            qstash_receiver::retry::backoff(1).as_secs(),
+            crate::postgres::DEFAULT_BUSY_RETRY_AFTER.as_secs(),
+        )
+        .into()
     }
 }

@@ -29,6 +29,10 @@ const MAX_LOGGED_METHOD: usize = 16;
 /// collide with one QStash defines later.
 pub const DUPLICATE_HEADER: &str = "x-qstash-duplicate";
 
+/// How many bytes of a stored answer's body a replayed duplicate carries at most
+/// ([`Answer::replay`]): 64 KiB. A longer body is cut there.
+pub const MAX_REPLAYED_BODY: usize = 64 * 1024;
+
 /// Why a request got an [`Answer`]: a stable name for logs and metrics ([`Reason::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -58,6 +62,12 @@ pub enum Reason {
     InProgress,
     /// The store that marks handled messages failed: 503 with `Retry-After`.
     StoreUnavailable,
+    /// The store's transaction met a concurrent one (a serialization failure, a deadlock, a
+    /// lock time-out) and was rolled back: 409 with `Retry-After`.
+    Conflict,
+    /// The store answered unexpectedly (a missing table, a permission, a bad statement):
+    /// 500. Nothing was marked; QStash retries.
+    StoreFailed,
     /// The token was seen before (a replay), or has no `jti` to tell: 401.
     Replayed,
     /// The handler says a retry cannot help: 489 with `Upstash-NonRetryable-Error: true`.
@@ -71,7 +81,8 @@ impl Reason {
     /// `"invalid_signature"`, …), else `"payload_too_large"`, `"body_timeout"`,
     /// `"body_unreadable"`, `"invalid_delivery_headers"`, `"invalid_payload"`,
     /// `"invalid_callback"`, `"busy"`, `"not_configured"`, `"duplicate"`, `"in_progress"`,
-    /// `"store_unavailable"`, `"replayed"`, `"do_not_retry"` or `"retry_later"`.
+    /// `"store_unavailable"`, `"conflict"`, `"store_failed"`, `"replayed"`, `"do_not_retry"`
+    /// or `"retry_later"`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +98,8 @@ impl Reason {
             Self::Duplicate => "duplicate",
             Self::InProgress => "in_progress",
             Self::StoreUnavailable => "store_unavailable",
+            Self::Conflict => "conflict",
+            Self::StoreFailed => "store_failed",
             Self::Replayed => "replayed",
             Self::DoNotRetry => "do_not_retry",
             Self::RetryLater => "retry_later",
@@ -110,6 +123,8 @@ impl Reason {
             Self::Duplicate => "duplicate delivery: message already handled",
             Self::InProgress => "duplicate delivery: message being handled, retry later",
             Self::StoreUnavailable => "dedupe store unavailable, retry later",
+            Self::Conflict => "transaction conflict, retry later",
+            Self::StoreFailed => "dedupe store failed",
             Self::DoNotRetry => "not retryable",
             Self::RetryLater => "retry later",
         }
@@ -117,8 +132,8 @@ impl Reason {
 
     /// How loudly an answer for this reason is logged: requests that are most likely not
     /// from QStash at all (no token, a malformed one, a body that never arrives) and
-    /// duplicates at `debug`; a missing configuration and a failed store at `error`;
-    /// everything else at `warn`.
+    /// duplicates at `debug`; a missing configuration and a failed or unavailable store at
+    /// `error`; everything else (a transaction conflict too) at `warn`.
     #[must_use]
     pub const fn log_level(self) -> LogLevel {
         match self {
@@ -132,7 +147,7 @@ impl Reason {
             | Self::BodyUnreadable
             | Self::Duplicate
             | Self::InProgress => LogLevel::Debug,
-            Self::NotConfigured | Self::StoreUnavailable => LogLevel::Error,
+            Self::NotConfigured | Self::StoreUnavailable | Self::StoreFailed => LogLevel::Error,
             _ => LogLevel::Warn,
         }
     }
@@ -170,14 +185,20 @@ pub enum LogLevel {
 /// | `invalid_delivery_headers`, `invalid_payload`, `invalid_callback` | 489 (or 422, see [`PayloadErrorStatus`](crate::PayloadErrorStatus)) | `Upstash-NonRetryable-Error: true` with 489; `Connection: close` when the body was not read |
 /// | `busy` | 503 | `Retry-After`, `Connection: close` (HTTP/1.x) |
 /// | `not_configured` | 500 | |
-/// | `duplicate` | 200 | [`DUPLICATE_HEADER`] |
+/// | `duplicate` | 200, or the stored status of a [`replay`](Answer::replay) | [`DUPLICATE_HEADER`] |
 /// | `in_progress` | 409 | `Retry-After`, [`DUPLICATE_HEADER`] |
 /// | `store_unavailable` | 503 | `Retry-After` |
+/// | `conflict` | 409 | `Retry-After` |
+/// | `store_failed` | 500 | |
 /// | `do_not_retry` | 489 | `Upstash-NonRetryable-Error: true` |
 /// | `retry_later` | 503 | `Retry-After` |
 ///
 /// The headers come in this order: `Content-Type`, `Upstash-NonRetryable-Error`,
 /// `Retry-After`, [`DUPLICATE_HEADER`], `Connection`. A body text never ends in a newline.
+///
+/// The one exception to the text body: a [`replay`](Answer::replay) of a handled message's
+/// stored answer carries the stored `Content-Type` and body (at most
+/// [`MAX_REPLAYED_BODY`] bytes) as they were, so a duplicate delivery shows the real answer.
 ///
 /// # Examples
 ///
@@ -202,6 +223,14 @@ pub struct Answer {
     error: Option<Error>,
     message_id: Option<Box<str>>,
     method: Option<Box<str>>,
+    replayed: Option<Box<Replayed>>,
+}
+
+/// The stored answer a [`Answer::replay`] carries.
+#[derive(Clone)]
+struct Replayed {
+    content_type: HeaderValue,
+    body: Bytes,
 }
 
 /// The name of [`Answer`] for the pipeline's refusals: the same type.
@@ -218,6 +247,7 @@ impl Answer {
             error: None,
             message_id: None,
             method: None,
+            replayed: None,
         }
     }
 
@@ -253,6 +283,24 @@ impl Answer {
         )
     }
 
+    /// The answer for a message handled already, replaying its stored answer: `status`, with
+    /// `Content-Type: content_type` and the first [`MAX_REPLAYED_BODY`] bytes of `body`, and
+    /// [`DUPLICATE_HEADER`]; logged at `debug` as a [`duplicate`](Self::duplicate). For a
+    /// store that keeps the handler's answer with its mark (a transactional inbox).
+    #[must_use]
+    pub fn replay(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Self {
+        let mut answer = Self::new(
+            Reason::Duplicate,
+            status,
+            "message already handled, its stored answer replayed",
+        );
+        answer.replayed = Some(Box::new(Replayed {
+            content_type,
+            body: body.slice(..body.len().min(MAX_REPLAYED_BODY)),
+        }));
+        answer
+    }
+
     /// The answer for a message another attempt is handling: 409 with [`DUPLICATE_HEADER`]
     /// and `Retry-After: retry_after_secs`, logged at `debug`.
     #[must_use]
@@ -276,6 +324,27 @@ impl Answer {
             detail,
         )
         .retry_after(retry_after_secs)
+    }
+
+    /// The answer when the store's transaction met a concurrent one (a serialization
+    /// failure, a deadlock, a lock time-out) and was rolled back: 409 with
+    /// `Retry-After: retry_after_secs`, logged at `warn` with `detail`. Nothing was marked;
+    /// the retry runs the handler cleanly.
+    #[must_use]
+    pub fn conflict(retry_after_secs: u32, detail: &str) -> Self {
+        Self::new(Reason::Conflict, StatusCode::CONFLICT, detail).retry_after(retry_after_secs)
+    }
+
+    /// The answer when the store answered unexpectedly (a missing table, a permission, a
+    /// bad statement): 500, logged at `error` with `detail` (never a password or a
+    /// connection string with one). Nothing was marked; QStash retries.
+    #[must_use]
+    pub fn store_failed(detail: &str) -> Self {
+        Self::new(
+            Reason::StoreFailed,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            detail,
+        )
     }
 
     /// The answer to a token seen before: 401 with the body text of every refused
@@ -350,9 +419,16 @@ impl Answer {
 
     /// The answer's body: short, `text/plain`, with no detail for the caller (except the
     /// text a handler chose for [`do_not_retry`](Self::do_not_retry) and
-    /// [`retry_later`](Self::retry_later)).
+    /// [`retry_later`](Self::retry_later)). For a [`replay`](Self::replay), the stored body
+    /// when it is UTF-8, else the text of a [`duplicate`](Self::duplicate) ([`body`](Self::body)
+    /// has the stored bytes either way).
     #[must_use]
     pub fn body_text(&self) -> &str {
+        if let Some(replayed) = &self.replayed {
+            if let Ok(text) = std::str::from_utf8(&replayed.body) {
+                return text;
+            }
+        }
         match self.reason {
             Reason::DoNotRetry | Reason::RetryLater => &self.detail,
             reason => reason.body_text(),
@@ -371,6 +447,14 @@ impl Answer {
     #[must_use]
     pub const fn closes_connection(&self) -> bool {
         self.close
+    }
+
+    /// The stored `Content-Type` and body of a [`replay`](Self::replay).
+    #[must_use]
+    pub fn stored_answer(&self) -> Option<(&HeaderValue, &Bytes)> {
+        self.replayed
+            .as_deref()
+            .map(|replayed| (&replayed.content_type, &replayed.body))
     }
 
     /// The `Retry-After` the answer carries, in seconds.
@@ -411,17 +495,18 @@ impl Answer {
     }
 
     /// The headers of the answer, in the order of the table on [`Answer`], `Content-Type`
-    /// first.
+    /// first (the stored one for a [`replay`](Self::replay)).
     pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + use<> {
         let non_retryable = self.is_non_retryable();
         let retry_after = self.retry_after;
         let duplicate = matches!(self.reason, Reason::Duplicate | Reason::InProgress);
         let close = self.close;
+        let content_type = self.replayed.as_deref().map_or_else(
+            || HeaderValue::from_static("text/plain; charset=utf-8"),
+            |replayed| replayed.content_type.clone(),
+        );
         [
-            Some((
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )),
+            Some((CONTENT_TYPE, content_type)),
             non_retryable.then(|| {
                 (
                     HeaderName::from_static(NON_RETRYABLE_HEADER),
@@ -442,9 +527,12 @@ impl Answer {
     }
 
     /// The answer's body ([`body_text`](Self::body_text)) as bytes, without a copy for the
-    /// fixed texts.
+    /// fixed texts and a replay's stored body.
     #[must_use]
     pub fn body(&self) -> Bytes {
+        if let Some(replayed) = &self.replayed {
+            return replayed.body.clone();
+        }
         match self.reason {
             Reason::DoNotRetry | Reason::RetryLater => {
                 Bytes::copy_from_slice(self.detail.as_bytes())
@@ -515,6 +603,10 @@ impl fmt::Debug for Answer {
             .field("detail", &self.detail)
             .field("message_id", &self.message_id)
             .field("method", &self.method)
+            .field(
+                "replayed_body_len",
+                &self.replayed.as_deref().map(|r| r.body.len()),
+            )
             .finish()
     }
 }
@@ -616,6 +708,8 @@ mod tests {
             Answer::duplicate(),
             Answer::in_progress(7),
             Answer::store_unavailable(12, "x"),
+            Answer::conflict(5, "x"),
+            Answer::store_failed("x"),
             Answer::replayed("x"),
             Answer::do_not_retry("order 0 does not exist"),
             Answer::retry_later(30, String::from("try again")),
@@ -674,6 +768,52 @@ mod tests {
         assert_eq!(later.retry_after_secs(), Some(30));
         assert!(!later.is_non_retryable());
         assert!(Answer::do_not_retry("no").is_non_retryable());
+    }
+
+    #[test]
+    fn a_replay_carries_the_stored_answer_bounded() {
+        let body = Bytes::from(vec![b'{'; MAX_REPLAYED_BODY + 10]);
+        let json = HeaderValue::from_static("application/json");
+        let replay = Answer::replay(StatusCode::CREATED, json.clone(), body);
+        assert_eq!(replay.reason(), Reason::Duplicate);
+        assert_eq!(replay.status(), StatusCode::CREATED);
+        assert_eq!(replay.log_level(), LogLevel::Debug);
+        assert_eq!(replay.body().len(), MAX_REPLAYED_BODY);
+        let headers: Vec<_> = replay.headers().collect();
+        assert_eq!(
+            headers,
+            [
+                (CONTENT_TYPE, json),
+                (
+                    HeaderName::from_static(DUPLICATE_HEADER),
+                    HeaderValue::from_static("true")
+                ),
+            ]
+        );
+        let response = replay.to_response();
+        assert_eq!(response.body().len(), MAX_REPLAYED_BODY);
+        let binary = Answer::replay(
+            StatusCode::OK,
+            HeaderValue::from_static("application/octet-stream"),
+            Bytes::from_static(&[0xff, 0]),
+        );
+        assert_eq!(binary.body().as_ref(), [0xff, 0]);
+        assert_eq!(binary.body_text(), Reason::Duplicate.body_text());
+    }
+
+    #[test]
+    fn the_store_s_answers_are_retryable_without_detail_for_the_caller() {
+        let conflict = Answer::conflict(5, "serialization failure (SQLSTATE 40001)");
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        assert_eq!(conflict.retry_after_secs(), Some(5));
+        assert_eq!(conflict.log_level(), LogLevel::Warn);
+        assert!(!conflict.headers().any(|(n, _)| n == DUPLICATE_HEADER));
+        assert!(!conflict.body_text().contains("SQLSTATE"));
+        let failed = Answer::store_failed("relation does not exist (SQLSTATE 42P01)");
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(failed.retry_after_secs(), None);
+        assert_eq!(failed.log_level(), LogLevel::Error);
+        assert!(!failed.body_text().contains("SQLSTATE"));
     }
 
     #[test]
