@@ -4,8 +4,9 @@
 // until it is told to accept them. Through the page only: publish to it, watch the attempts
 // appear, see the message land in the DLQ, make the receiver accept, retry from the page, see
 // the retry delivered. Then: the body as text and hex, the message filters, DLQ delete (one,
-// all, and a dismissed confirmation), schedules, queues and URL groups (pause, resume,
-// delete), and that nothing is readable without the token.
+// all, and a dismissed confirmation), DLQ retry all (a dismissed confirmation, then an
+// accepted one), schedules, queues and URL groups (pause, resume, delete), and that nothing
+// is readable without the token.
 //
 // Environment: QSTASH_BIN (the qstash-receiver binary), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOTS (a directory: screenshots of the main pages are written there).
@@ -249,6 +250,50 @@ async function main() {
     check(asked === 'Delete all 2 messages from the DLQ?', `the confirmation: ${asked}`);
     const left = await api('GET', '/v2/dlq');
     check(left.messages.length === 0, `the DLQ is empty: ${JSON.stringify(left)}`);
+  });
+
+  await step('DLQ retry all: nothing when dismissed, both retried after a confirmation', async () => {
+    receiver.accept = false;
+    const dead = [];
+    for (let i = 0; i < 2; i += 1) {
+      dead.push((await api('POST', `/v2/publish/${hook}`, {
+        body: `retry ${i}`, headers: { 'Upstash-Retries': '0' },
+      })).messageId);
+    }
+    await nav('DLQ');
+    for (const id of dead) await row(/messages?$/, id).waitFor();
+    // The page sends its request in the click's own task, so a dismissed confirmation that
+    // still retried would be counted here before the second click.
+    const retries = [];
+    const onRequest = (request) => {
+      if (request.method() === 'POST' && new URL(request.url()).pathname === '/v2/dlq/retry') {
+        retries.push(request.postData());
+      }
+    };
+    page.on('request', onRequest);
+    receiver.accept = true;
+    page.once('dialog', (dialog) => dialog.dismiss());
+    await page.getByRole('button', { name: 'Retry all' }).click();
+    for (const id of dead) await row(/messages?$/, id).waitFor();
+    check((await api('GET', '/v2/dlq')).messages.length === 2, 'both still in the DLQ');
+    let asked = '';
+    page.once('dialog', (dialog) => { asked = dialog.message(); dialog.accept(); });
+    await page.getByRole('button', { name: 'Retry all' }).click();
+    const done = page.getByRole('status').filter({ hasText: 'Retried 2 messages from the DLQ as' });
+    await done.waitFor();
+    await page.getByText('The DLQ is empty.').waitFor();
+    page.off('request', onRequest);
+    check(asked === 'Retry all 2 messages in the DLQ?', `the confirmation: ${asked}`);
+    check(retries.length === 1, `one retry request, after the accepted confirmation: ${retries.length}`);
+    const fresh = await done.getByRole('link').allTextContents();
+    check(fresh.length === 2 && fresh.every((id) => /^msg_/.test(id) && !dead.includes(id))
+      && fresh[0] !== fresh[1], `two new message ids: ${fresh}`);
+    check((await api('GET', '/v2/dlq')).messages.length === 0, 'the DLQ is empty');
+    await nav('Messages');
+    const list = page.getByRole('table', { name: /messages?, newest first/ });
+    for (const id of fresh) {
+      await list.getByRole('row').filter({ hasText: id }).filter({ hasText: 'DELIVERED' }).waitFor();
+    }
   });
 
   await step('schedules, queues and URL groups: pause, resume, delete', async () => {

@@ -291,14 +291,32 @@ views.dlq = () => {
       });
     },
   }, 'Delete all');
-  main.replaceChildren(h('h1', {}, 'Dead-letter queue'), h('div', { class: 'actions' }, deleteAll),
-    status, data);
+  // The ids on the page, as the clients send them; the answer lists the new messages.
+  const retryAll = h('button', {
+    type: 'button',
+    onclick: () => {
+      if (!ids.length || !confirm(`Retry all ${ids.length} messages in the DLQ?`)) return;
+      act(status, async () => {
+        const answer = await api('POST', '/v2/dlq/retry', {
+          body: JSON.stringify({ dlqIds: ids }), headers: { 'Content-Type': 'application/json' },
+        });
+        const fresh = (answer.responses ?? []).map((r) => r.messageId);
+        status.replaceChildren(h('p', { class: 'notice', role: 'status' },
+          `Retried ${count(fresh.length, 'message')} from the DLQ as `,
+          fresh.flatMap((id, i) => (i ? [', ', messageLink(id)] : [messageLink(id)])), '.'));
+        return undefined;
+      });
+    },
+  }, 'Retry all');
+  main.replaceChildren(h('h1', {}, 'Dead-letter queue'),
+    h('div', { class: 'actions' }, retryAll, deleteAll), status, data);
   return async () => {
     const answer = await api('GET', '/v2/dlq?count=1000');
     const dead = answer.messages;
     return [dead, () => {
       ids = dead.map((d) => d.dlqId);
       deleteAll.disabled = !ids.length;
+      retryAll.disabled = !ids.length;
       data.replaceChildren(table(count(dead.length, 'message'),
         ['Message', 'Destination', 'Status', 'Answer', 'Retried', 'Actions'],
         dead.map((d) => h('tr', {},
