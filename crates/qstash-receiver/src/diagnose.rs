@@ -367,15 +367,7 @@ impl Diagnosis {
     /// One line for a log: the verdict, the first failure's kind and the hints.
     #[must_use]
     pub fn summary(&self) -> String {
-        let mut line = match self.error() {
-            None => "valid".to_owned(),
-            Some(error) => format!("invalid: {error} [{}]", error.kind()),
-        };
-        for hint in &self.hints {
-            line.push_str("; hint: ");
-            line.push_str(&hint.to_string());
-        }
-        line
+        summary_line(self.error(), &self.hints)
     }
 
     fn label(&self, check: &Check) -> &'static str {
@@ -510,6 +502,42 @@ impl fmt::Display for Diagnosis {
     }
 }
 
+fn summary_line(error: Option<&Error>, hints: &[Hint]) -> String {
+    let mut line = match error {
+        None => "valid".to_owned(),
+        Some(error) => format!("invalid: {error} [{}]", error.kind()),
+    };
+    for hint in hints {
+        line.push_str("; hint: ");
+        line.push_str(&hint.to_string());
+    }
+    line
+}
+
+/// The one-line summary of a refusal at the token's checks (the body not read yet), for the
+/// debug log; `None` when the diagnosis does not name the refusal's own error.
+pub(crate) fn token_summary(
+    verifier: &Verifier,
+    region: Option<&str>,
+    token: &str,
+    subject: Subject<'_>,
+    now: i64,
+    kind: ErrorKind,
+) -> Option<String> {
+    let d = verifier.diagnose_inner(region, token, None, subject, now);
+    d.error()
+        .is_some_and(|e| e.kind() == kind)
+        .then(|| d.summary())
+}
+
+/// The one-line summary of a refusal for the body hash, with its hint, for the debug log.
+pub(crate) fn body_summary(claimed: &[u8; 32], body: &[u8]) -> String {
+    summary_line(
+        Some(&Error::new(ErrorKind::BodyHashMismatch)),
+        &[body_hint(body, claimed)],
+    )
+}
+
 const fn key_name(key: MatchedKey) -> &'static str {
     match key {
         MatchedKey::Current => "current",
@@ -547,6 +575,18 @@ impl Verifier {
         subject: Subject<'_>,
         now: i64,
     ) -> Diagnosis {
+        self.diagnose_inner(region, token, Some(body), subject, now)
+    }
+
+    /// The diagnosis; with no body (not read yet), the body hash is not checked.
+    fn diagnose_inner(
+        &self,
+        region: Option<&str>,
+        token: &str,
+        body: Option<&[u8]>,
+        subject: Subject<'_>,
+        now: i64,
+    ) -> Diagnosis {
         let ring = self.key_ring();
         let mut d = Diagnosis {
             checks: Vec::with_capacity(8),
@@ -557,8 +597,8 @@ impl Verifier {
             window: None,
             subject: None,
             claimed_hash: None,
-            body_hash: body_hash(body),
-            body_len: body.len(),
+            body_hash: body.map(body_hash).unwrap_or_default(),
+            body_len: body.map_or(0, <[u8]>::len),
             token_len: token.len(),
             token_id: None,
         };
@@ -700,8 +740,17 @@ impl Verifier {
                 d.hints.push(Hint::BodyClaimNotDigest);
                 Err(Error::new(ErrorKind::BodyHashMismatch))
             }
-            Some(claimed) if digest_matches(&claimed, &Sha256::digest(body)) => Ok(()),
+            Some(_) if body.is_none() => {
+                push(&mut d, Step::BodyHash, None, verified);
+                return d;
+            }
+            Some(claimed)
+                if digest_matches(&claimed, &Sha256::digest(body.unwrap_or_default())) =>
+            {
+                Ok(())
+            }
             Some(claimed) => {
+                let body = body.unwrap_or_default();
                 d.hints.push(body_hint(body, &claimed));
                 if !raw.body.ends_with('=') {
                     d.hints.push(Hint::BodyClaimUnpadded);

@@ -455,6 +455,11 @@ impl VerifiedToken {
         self.claims.subject()
     }
 
+    /// The digest the `body` claim names (not yet compared with a body).
+    pub(crate) const fn claimed_digest(&self) -> &[u8; 32] {
+        self.claims.body_digest()
+    }
+
     /// Checks the `body` claim against SHA-256 of `body`, in constant time, and gives the
     /// verified claims.
     ///

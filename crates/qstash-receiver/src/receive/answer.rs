@@ -202,6 +202,10 @@ pub struct Answer {
     error: Option<Error>,
     message_id: Option<Box<str>>,
     method: Option<Box<str>>,
+    /// A refusal's one-line diagnosis, made only when `debug` is enabled for [`LOG_TARGET`]
+    /// (a thin pointer: every `Result<_, Refusal>` stays under clippy's large-error bound).
+    #[allow(clippy::box_collection)]
+    diagnosis: Option<Box<String>>,
 }
 
 /// The name of [`Answer`] for the pipeline's refusals: the same type.
@@ -218,7 +222,25 @@ impl Answer {
             error: None,
             message_id: None,
             method: None,
+            diagnosis: None,
         }
+    }
+
+    /// This answer with the one-line diagnosis `summary` makes, computed only when `debug`
+    /// is enabled for [`LOG_TARGET`] (so it costs nothing otherwise).
+    pub(crate) fn with_diagnosis(mut self, summary: impl FnOnce() -> Option<String>) -> Self {
+        if tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG) {
+            self.diagnosis = summary().map(Box::new);
+        }
+        self
+    }
+
+    /// A refusal's one-line [`Diagnosis`](crate::Diagnosis) summary (the failed check and the
+    /// hints; never a key, a token or a body), present only when `debug` was enabled for
+    /// [`LOG_TARGET`] when the request was refused.
+    #[must_use]
+    pub fn diagnosis(&self) -> Option<&str> {
+        self.diagnosis.as_deref().map(String::as_str)
     }
 
     pub(crate) fn signature(error: Error) -> Self {
@@ -463,7 +485,8 @@ impl Answer {
     }
 
     /// Logs the answer through `tracing` (target [`LOG_TARGET`], at [`log_level`]) with
-    /// `reason`, `status`, `message_id`, `method` and `error` (the detail), message
+    /// `reason`, `status`, `message_id`, `method`, `error` (the detail) and, when `debug` is
+    /// enabled, `diagnosis` (a signature refusal's one-line summary), message
     /// `"QStash delivery answered"`. A framework's writer calls it once, when it answers.
     ///
     /// [`log_level`]: Answer::log_level
@@ -473,6 +496,8 @@ impl Answer {
         let message_id = self.message_id.as_deref().unwrap_or("");
         let error = &*self.detail;
         let method = self.method.as_deref().unwrap_or("");
+        // Present only when `debug` was enabled as the refusal was made; `None` is not recorded.
+        let diagnosis = self.diagnosis();
         match self.log_level() {
             LogLevel::Debug => tracing::debug!(
                 target: LOG_TARGET,
@@ -481,6 +506,7 @@ impl Answer {
                 message_id,
                 method,
                 error,
+                diagnosis,
                 "QStash delivery answered"
             ),
             LogLevel::Warn => tracing::warn!(
@@ -490,6 +516,7 @@ impl Answer {
                 message_id,
                 method,
                 error,
+                diagnosis,
                 "QStash delivery answered"
             ),
             LogLevel::Error => tracing::error!(
@@ -499,6 +526,7 @@ impl Answer {
                 message_id,
                 method,
                 error,
+                diagnosis,
                 "QStash delivery answered"
             ),
         }
@@ -515,6 +543,7 @@ impl fmt::Debug for Answer {
             .field("detail", &self.detail)
             .field("message_id", &self.message_id)
             .field("method", &self.method)
+            .field("diagnosis", &self.diagnosis)
             .finish()
     }
 }
