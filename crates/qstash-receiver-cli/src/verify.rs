@@ -1,15 +1,11 @@
-//! `qstash-receiver verify`: the verdict of the real [`Verifier`], and, for a refusal, which
-//! check failed and why (expected vs actual), read from the token with
-//! [`inspect_unverified`] — which only explains, never decides.
+//! `qstash-receiver verify`: the core's [`Diagnosis`] of a token, printed. Every rule (which
+//! check failed, why, and what to change) is the core's; this module only gathers the inputs
+//! and says where the keys came from.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use qstash_receiver::dangerous::{UnverifiedClaims, inspect_unverified};
-use qstash_receiver::{
-    Claims, ENV_CURRENT, ENV_NEXT, Error, ErrorKind, MatchedKey, SigningKeys, Subject, Verifier,
-    body_hash, path_and_query,
-};
+use qstash_receiver::{Diagnosis, ENV_CURRENT, ENV_NEXT, Subject, Verifier, path_and_query};
 
 use crate::body::BodyArgs;
 use crate::clock::unix_now;
@@ -137,461 +133,34 @@ pub(crate) struct Check<'a> {
     pub(crate) tolerance: u64,
 }
 
-/// The state of one check in the explanation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mark {
-    Ok,
-    /// The check the verifier refused the token at.
-    Failed,
-    /// A later check that fails as well (read from the verified-MAC claims).
-    AlsoFails,
-    /// The MAC did not match, so this is what an unverified claim says.
-    Unverified,
-    /// A check that fails on the unverified claims.
-    UnverifiedFails,
-}
-
-impl Mark {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Failed => "FAILED",
-            Self::AlsoFails => "also fails",
-            Self::Unverified => "unverified",
-            Self::UnverifiedFails => "would fail",
-        }
-    }
-}
-
 impl Check<'_> {
-    fn verifier(&self, keys: SigningKeys) -> Verifier {
-        Verifier::new(keys).clock_tolerance(Duration::from_secs(self.tolerance))
-    }
-
-    /// The verdict and its explanation, as printed.
+    /// The verdict and its explanation, as printed: the core's [`Diagnosis`] of the token
+    /// (every check, with hints), and where the keys came from.
     pub(crate) fn report(&self, current: &Key, next: &Key) -> Result<(Verdict, String), CliError> {
-        let keys = keys::signing_keys(current, next)?;
-        let result = self
-            .verifier(keys)
-            .verify_at(self.token, self.body, self.subject, self.now);
-        let mut out = String::new();
-        match result {
-            Ok(claims) => {
-                self.explain_valid(&claims, current, next, &mut out);
-                Ok((Verdict::Success, out))
-            }
-            Err(error) => {
-                self.explain_invalid(&error, current, next, &mut out)?;
-                Ok((Verdict::Failure, out))
-            }
-        }
-    }
-
-    fn explain_valid(&self, claims: &Claims, current: &Key, next: &Key, out: &mut String) {
-        let key = match claims.matched_key() {
-            MatchedKey::Current => format!("the current key ({})", current.source()),
-            MatchedKey::Next => format!("the next key ({})", next.source()),
-        };
-        let _ = writeln!(out, "valid: signed with {key}");
+        let verifier = Verifier::new(keys::signing_keys(current, next)?)
+            .clock_tolerance(Duration::from_secs(self.tolerance));
+        let diagnosis: Diagnosis = verifier
+            .diagnose_at(self.token, self.body, self.subject, self.now)
+            .with_key_text(self.token, current.value(), next.value());
+        let mut out = diagnosis.to_string();
         let _ = writeln!(
             out,
-            "  subject    {} ({})",
-            claims.subject(),
-            self.compared_as()
+            "  keys: current from {}, next from {}",
+            current.source(),
+            next.source()
         );
-        let _ = writeln!(
-            out,
-            "  window     valid from {} until {} (exclusive); now {}, tolerance {} s",
-            claims.not_before(),
-            claims.expires_at(),
-            self.now,
-            self.tolerance
-        );
-        let _ = writeln!(
-            out,
-            "  body hash  {} ({} bytes)",
-            claims.body_hash(),
-            self.body.len()
-        );
-        if let Some(jti) = claims.token_id() {
-            let _ = writeln!(out, "  token id   {jti}");
-        }
-        if claims.matched_key() == MatchedKey::Next {
-            let _ = writeln!(
-                out,
-                "note: the token matches the next key: QStash signs with it after a key rotation; make it your current key."
-            );
-        }
-    }
-
-    fn explain_invalid(
-        &self,
-        error: &Error,
-        current: &Key,
-        next: &Key,
-        out: &mut String,
-    ) -> Result<(), CliError> {
-        let kind = error.kind();
-        let _ = writeln!(out, "invalid: {error} [{kind}]");
-        if let Some(hint) = token_hint(self.token) {
-            let _ = writeln!(out, "  hint: {hint}");
-        }
-        let mac_matched = matches!(
-            kind,
-            ErrorKind::InvalidClaims
-                | ErrorKind::InvalidIssuer
-                | ErrorKind::Expired
-                | ErrorKind::NotYetValid
-                | ErrorKind::SubjectMismatch
-                | ErrorKind::BodyHashMismatch
-        );
-        let claims = inspect_unverified(self.token);
-        // The signature line.
-        if mac_matched {
-            // Which key: the real verifier again, with the current key in both places.
-            let only_current = keys::signing_keys(current, current)?;
-            let with_current = self.verifier(only_current).verify_at(
-                self.token,
-                self.body,
-                self.subject,
-                self.now,
-            );
-            let key = match with_current {
-                Err(e) if e.kind() == ErrorKind::InvalidSignature => {
-                    format!("the next key ({})", next.source())
-                }
-                _ => format!("the current key ({})", current.source()),
-            };
-            let _ = writeln!(out, "  signature  ok: matches {key}");
-        } else if kind == ErrorKind::InvalidSignature {
-            let _ = writeln!(
-                out,
-                "  signature  FAILED: matches neither the current key ({}) nor the next key ({})",
-                current.source(),
-                next.source()
-            );
+        let verdict = if diagnosis.is_valid() {
+            Verdict::Success
         } else {
-            let _ = writeln!(
-                out,
-                "  signature  not checked: the token was refused before"
-            );
-        }
-        let Ok(claims) = claims else {
-            return Ok(());
+            Verdict::Failure
         };
-        let mark = |this: bool, fails: bool| match (this, fails, mac_matched) {
-            (true, _, _) => Mark::Failed,
-            (false, false, true) => Mark::Ok,
-            (false, true, true) => Mark::AlsoFails,
-            (false, false, false) => Mark::Unverified,
-            (false, true, false) => Mark::UnverifiedFails,
-        };
-        if !mac_matched {
-            let _ = writeln!(
-                out,
-                "  the claims below are read without verification, to help find the cause:"
-            );
-        }
-        if let Some(alg) = &claims.algorithm {
-            if kind == ErrorKind::UnsupportedAlgorithm {
-                let _ = writeln!(out, "  algorithm  FAILED: `{alg}`, only HS256 is accepted");
-            }
-        }
-        match claims.issuer.as_deref() {
-            Some(iss) => {
-                let fails = iss != "Upstash";
-                let m = mark(kind == ErrorKind::InvalidIssuer, fails);
-                let expected = if fails { " (expected \"Upstash\")" } else { "" };
-                let _ = writeln!(out, "  issuer     {}: {iss:?}{expected}", m.label());
-            }
-            None => {
-                let _ = writeln!(out, "  issuer     missing or not a string");
-            }
-        }
-        self.explain_window(&claims, kind, mark, out);
-        self.explain_subject(&claims, kind, mark, out);
-        self.explain_body(&claims, kind, mark, out);
-        if kind == ErrorKind::InvalidSignature {
-            self.explain_signature(current, out);
-        }
-        Ok(())
+        Ok((verdict, out))
     }
-
-    fn explain_window(
-        &self,
-        claims: &UnverifiedClaims,
-        kind: ErrorKind,
-        mark: impl Fn(bool, bool) -> Mark,
-        out: &mut String,
-    ) {
-        let (Some(nbf), Some(exp)) = (claims.not_before, claims.expires_at) else {
-            let _ = writeln!(out, "  window     `nbf` or `exp` missing or not an integer");
-            return;
-        };
-        let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
-        let early = self.now < nbf.saturating_sub(tolerance);
-        let late = self.now >= exp.saturating_add(tolerance);
-        let this = matches!(kind, ErrorKind::Expired | ErrorKind::NotYetValid);
-        let m = mark(this, early || late);
-        let _ = writeln!(
-            out,
-            "  window     {}: valid from {nbf} (nbf) until {exp} (exp, exclusive); now {}, tolerance {} s",
-            m.label(),
-            self.now,
-            self.tolerance
-        );
-        if late {
-            let _ = writeln!(
-                out,
-                "             expired {} s ago (exp + tolerance <= now). QStash tokens live 300 s: a delivery replayed later, or a clock running fast here; --tolerance accepts clock skew, --now checks another time",
-                self.now.saturating_sub(exp.saturating_add(tolerance))
-            );
-        } else if early {
-            let _ = writeln!(
-                out,
-                "             valid only in {} s (now < nbf - tolerance): the clock here is behind; --tolerance accepts clock skew",
-                nbf.saturating_sub(tolerance).saturating_sub(self.now)
-            );
-        }
-    }
-
-    fn compared_as(&self) -> &'static str {
-        match self.subject {
-            Subject::Url(_) => "compared as a whole URL, --url",
-            Subject::PathAndQuery(_) => "compared as path and query, --path",
-            _ => "not compared",
-        }
-    }
-
-    fn explain_subject(
-        &self,
-        claims: &UnverifiedClaims,
-        kind: ErrorKind,
-        mark: impl Fn(bool, bool) -> Mark,
-        out: &mut String,
-    ) {
-        let Some(sub) = claims.subject.as_deref() else {
-            let _ = writeln!(out, "  subject    `sub` missing or not a string");
-            return;
-        };
-        // The verifier's own comparison, so the explanation never disagrees with the verdict.
-        let fails = !self.subject.matches(sub);
-        let actual = match self.subject {
-            Subject::Url(url) => url,
-            Subject::PathAndQuery("") => "/",
-            Subject::PathAndQuery(target) => target,
-            _ => "",
-        };
-        let m = mark(kind == ErrorKind::SubjectMismatch, fails);
-        if !fails {
-            let _ = writeln!(
-                out,
-                "  subject    {}: {sub} ({})",
-                m.label(),
-                self.compared_as()
-            );
-            return;
-        }
-        let _ = writeln!(out, "  subject    {} ({})", m.label(), self.compared_as());
-        let _ = writeln!(out, "             expected (token `sub`): {sub}");
-        let _ = writeln!(out, "             actual (request):       {actual}");
-        for hint in subject_hints(sub, self.subject) {
-            let _ = writeln!(out, "             hint: {hint}");
-        }
-    }
-
-    fn explain_body(
-        &self,
-        claims: &UnverifiedClaims,
-        kind: ErrorKind,
-        mark: impl Fn(bool, bool) -> Mark,
-        out: &mut String,
-    ) {
-        let Some(claimed) = claims.body_hash.as_deref() else {
-            let _ = writeln!(out, "  body hash  `body` missing or not a string");
-            return;
-        };
-        let actual = body_hash(self.body);
-        let same = |hash: &str| hash.trim_end_matches('=') == claimed.trim_end_matches('=');
-        let fails = !same(&actual);
-        let m = mark(kind == ErrorKind::BodyHashMismatch, fails);
-        if !fails {
-            let _ = writeln!(
-                out,
-                "  body hash  {}: {actual} ({} bytes)",
-                m.label(),
-                self.body.len()
-            );
-            return;
-        }
-        let _ = writeln!(out, "  body hash  {}", m.label());
-        let _ = writeln!(out, "             expected (token `body`): {claimed}");
-        let _ = writeln!(
-            out,
-            "             actual (SHA-256 of the {} bytes given): {actual}",
-            self.body.len()
-        );
-        match body_hint(self.body, same) {
-            Some(hint) => {
-                let _ = writeln!(out, "             hint: {hint}");
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "             hint: the body must be the raw bytes as received, before any parsing, re-encoding or decompression"
-                );
-            }
-        }
-    }
-
-    fn explain_signature(&self, current: &Key, out: &mut String) {
-        if current.source() != KeySource::Dev {
-            let dev = self.verifier(SigningKeys::dev()).verify_at(
-                self.token,
-                self.body,
-                Subject::DangerouslySkipCheck,
-                self.now,
-            );
-            if !matches!(&dev, Err(e) if e.kind() == ErrorKind::InvalidSignature) {
-                let _ = writeln!(
-                    out,
-                    "  hint: the token matches the public dev-server keys: it comes from the local QStash dev server (or a test); verify it with the dev keys (set no key)"
-                );
-                return;
-            }
-        }
-        let _ = writeln!(
-            out,
-            "  hint: use this QStash account's current and next signing keys (console, Signing keys), and pass the token whole, as received"
-        );
-    }
-}
-
-/// A hint for a token pasted with what surrounds it in a log or a header dump.
-fn token_hint(token: &str) -> Option<&'static str> {
-    let quoted = |q: char| token.len() >= 2 && token.starts_with(q) && token.ends_with(q);
-    if quoted('"') || quoted('\'') {
-        Some("the token is quoted: pass it without the surrounding quotes")
-    } else if token
-        .get(..7)
-        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
-    {
-        Some(
-            "the token starts with `Bearer `: QStash sends `Upstash-Signature` without a scheme; \
-             pass only the token",
-        )
-    } else if token.contains(char::is_whitespace) {
-        Some("the token contains whitespace: it is one line of three base64url segments")
-    } else {
-        None
-    }
-}
-
-/// Why a `sub` may differ from the request, beyond "it differs".
-fn subject_hints(sub: &str, subject: Subject<'_>) -> Vec<String> {
-    let mut hints = Vec::new();
-    let sub_target = path_and_query(sub);
-    match subject {
-        Subject::Url(url) => {
-            let request_target = path_and_query(url);
-            if request_target.is_none() {
-                hints.push("--url is not an absolute URL (scheme://host/path)".to_owned());
-            } else if sub_target.is_some() && sub_target == request_target {
-                hints.push(
-                    "path and query agree, scheme, host or port differ: a proxy or load balancer (TLS termination, internal host or port) rewrote the URL. Compare path and query only (--path, the adapters' default) or configure the adapter's public base URL to the URL QStash calls"
-                        .to_owned(),
-                );
-            } else if let (Some(a), Some(b)) = (sub_target, request_target) {
-                hints.extend(target_hints(a, b));
-            }
-        }
-        Subject::PathAndQuery(target) => {
-            let target = if target.is_empty() { "/" } else { target };
-            if let Some(a) = sub_target {
-                hints.extend(target_hints(a, target));
-            } else {
-                hints.push("the token's `sub` is not an absolute URL".to_owned());
-            }
-        }
-        _ => {}
-    }
-    hints
-}
-
-/// Hints for two request targets (path and query) that differ.
-fn target_hints(token: &str, request: &str) -> Vec<String> {
-    let split = |t: &str| -> (String, Option<String>) {
-        match t.split_once('?') {
-            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
-            None => (t.to_owned(), None),
-        }
-    };
-    let (token_path, token_query) = split(token);
-    let (request_path, request_query) = split(request);
-    let mut hints = Vec::new();
-    if token_path == request_path {
-        hints.push(
-            "the paths agree, the query strings differ: QStash signs the URL with the query it was published with"
-                .to_owned(),
-        );
-    } else if token_path.trim_end_matches('/') == request_path.trim_end_matches('/') {
-        hints.push("the paths differ only in a trailing `/`".to_owned());
-    } else if token_path.ends_with(&request_path) && token_query == request_query {
-        hints.push(format!(
-            "the token's path ends with the request's: a path prefix (`{}`) was stripped by a proxy or a nested router before the check",
-            &token_path[..token_path.len() - request_path.len()]
-        ));
-    }
-    hints
-}
-
-/// Why the body hash may differ: an edit that makes it match.
-fn body_hint(body: &[u8], matches: impl Fn(&str) -> bool) -> Option<String> {
-    let mut candidates: Vec<(&str, Vec<u8>)> = Vec::new();
-    if let Some(trimmed) = body.strip_suffix(b"\n") {
-        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-        candidates.push((
-            "the body without its trailing newline matches: something (echo, an editor, a heredoc) added one; use printf or --body",
-            trimmed.to_vec(),
-        ));
-    }
-    let mut crlf_to_lf = Vec::with_capacity(body.len());
-    let mut previous_cr = false;
-    for &b in body {
-        if previous_cr && b != b'\n' {
-            crlf_to_lf.push(b'\r');
-        }
-        previous_cr = b == b'\r';
-        if !previous_cr {
-            crlf_to_lf.push(b);
-        }
-    }
-    if previous_cr {
-        crlf_to_lf.push(b'\r');
-    }
-    if crlf_to_lf != body {
-        candidates.push((
-            "the body with CRLF line ends turned into LF matches: line ends were converted (git autocrlf, a Windows editor)",
-            crlf_to_lf,
-        ));
-    }
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Ok(compact) = serde_json::to_vec(&json) {
-            candidates.push((
-                "the body re-serialized as compact JSON matches: something parsed and re-encoded the JSON; hash the raw bytes as received",
-                compact,
-            ));
-        }
-    }
-    candidates
-        .into_iter()
-        .find(|(_, candidate)| candidate.as_slice() != body && matches(&body_hash(candidate)))
-        .map(|(hint, _)| hint.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
-    use qstash_receiver::{DEV_CURRENT_SIGNING_KEY, Signer};
+    use qstash_receiver::{DEV_CURRENT_SIGNING_KEY, Signer, body_hash};
 
     use super::*;
 
@@ -628,11 +197,12 @@ mod tests {
         );
         assert_eq!(verdict, Verdict::Success, "{text}");
         assert!(
-            text.starts_with("valid: signed with the next key (--next-key)"),
+            text.starts_with("valid: signed with the next key")
+                && text.contains("next from --next-key"),
             "{text}"
         );
         assert!(
-            text.contains("note: the token matches the next key"),
+            text.contains("hint: the token matches the next key"),
             "{text}"
         );
     }
@@ -727,7 +297,7 @@ mod tests {
         let token = token("sig_current", json, 1000);
         let cases: [(&[u8], &str); 3] = [
             (b"{\"a\":1,\"b\":[true]}\n", "without its trailing newline"),
-            (b"{\"a\": 1, \"b\": [true]}", "compact JSON"),
+            (b"{\"a\": 1, \"b\": [true]}", "parsed and re-serialized"),
             (b"{\"a\":2}", "raw bytes as received"),
         ];
         for (body, hint) in cases {

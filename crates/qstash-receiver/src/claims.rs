@@ -127,14 +127,26 @@ pub(crate) const ISSUER: &str = "Upstash";
 
 /// Parses the claims and checks `iss`.
 pub(crate) fn parse(payload: &[u8]) -> Result<RawClaims<'_>, Error> {
-    let raw = match parse_canonical(payload) {
-        Some(raw) => raw,
-        None => parse_json(payload)?,
-    };
-    if raw.iss != ISSUER {
-        return Err(Error::new(ErrorKind::InvalidIssuer));
-    }
+    let raw = parse_claims(payload)?;
+    check_issuer(&raw.iss)?;
     Ok(raw)
+}
+
+/// Parses the claims: their presence and JSON types, `iss` not checked.
+pub(crate) fn parse_claims(payload: &[u8]) -> Result<RawClaims<'_>, Error> {
+    match parse_canonical(payload) {
+        Some(raw) => Ok(raw),
+        None => parse_json(payload),
+    }
+}
+
+/// `iss` must be exactly `Upstash`.
+pub(crate) fn check_issuer(iss: &str) -> Result<(), Error> {
+    if iss == ISSUER {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::InvalidIssuer))
+    }
 }
 
 fn parse_json(payload: &[u8]) -> Result<RawClaims<'_>, Error> {

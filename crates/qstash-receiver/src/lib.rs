@@ -7,6 +7,7 @@ mod callback;
 mod claims;
 pub mod dangerous;
 mod delivery;
+mod diagnose;
 mod digest;
 mod error;
 pub mod headers;
@@ -24,6 +25,7 @@ pub use delivery::{
     CALLER_IP_HEADER, Delivery, DeliveryError, MESSAGE_ID_HEADER, NON_RETRYABLE_HEADER,
     NON_RETRYABLE_STATUS, RETRIED_HEADER, SCHEDULE_ID_HEADER, TOPIC_NAME_HEADER,
 };
+pub use diagnose::{Check, Diagnosis, Hint, Outcome, Step, SubjectFacts, Window};
 pub use digest::body_hash;
 pub use error::{ConfigError, Error, ErrorKind};
 pub use headers::{HeaderLookup, REGION_HEADER, SIGNATURE_HEADER};

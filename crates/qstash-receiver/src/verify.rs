@@ -132,6 +132,12 @@ impl Verifier {
         self
     }
 
+    /// The longest token accepted, in bytes.
+    #[must_use]
+    pub const fn max_token_len(&self) -> usize {
+        self.max_token_bytes
+    }
+
     /// The clock tolerance in whole seconds.
     #[must_use]
     pub const fn tolerance_secs(&self) -> u64 {
@@ -311,91 +317,126 @@ impl Verifier {
         subject: Subject<'_>,
         now: i64,
     ) -> Result<VerifiedToken, Error> {
-        if token.len() > self.max_token_bytes {
-            return Err(Error::new(ErrorKind::TokenTooLong));
-        }
-        let token = token.as_bytes();
-        let header_end = memchr::memchr(b'.', token).ok_or_else(|| {
-            Error::with_text(ErrorKind::MalformedToken, "expected three segments")
-        })?;
-        let signature_start = memchr::memrchr(b'.', token).unwrap_or(header_end) + 1;
-        if signature_start <= header_end + 1 {
-            return Err(Error::with_text(
-                ErrorKind::MalformedToken,
-                "expected three segments",
-            ));
-        }
-        let header_b64 = &token[..header_end];
-        let payload_b64 = &token[header_end + 1..signature_start - 1];
-        let signing_input = &token[..signature_start - 1];
-        let signature_b64 = &token[signature_start..];
-        if memchr::memchr(b'.', payload_b64).is_some() {
-            return Err(Error::with_text(
-                ErrorKind::MalformedToken,
-                "more than three segments",
-            ));
-        }
-        check_header(header_b64)?;
-
-        // Decode the tag before any MAC work: a tag of the wrong size can never match.
-        let mut tag_buffer = [MaybeUninit::uninit(); 32];
-        let tag = match base64url::decode(signature_b64, &mut tag_buffer) {
-            Some(tag) if signature_b64.len() == SIGNATURE_B64_LEN => tag,
-            _ => {
-                return Err(Error::with_text(
-                    ErrorKind::MalformedToken,
-                    "signature segment is not an HS256 tag",
-                ));
-            }
-        };
-        let matched = if mac_matches(keys.current.mac(), signing_input, tag) {
-            MatchedKey::Current
-        } else if mac_matches(keys.next.mac(), signing_input, tag) {
-            MatchedKey::Next
-        } else {
-            return Err(Error::new(ErrorKind::InvalidSignature));
-        };
+        let parts = split_token(token, self.max_token_bytes)?;
+        let matched = match_key(keys, &parts).ok_or(Error::new(ErrorKind::InvalidSignature))?;
 
         // Real payloads are about 250 bytes plus the URL: decode on the stack when they fit.
         let mut stack = [MaybeUninit::uninit(); 1024];
         let mut heap = Vec::new();
-        let needed = base64url::decoded_len(payload_b64.len());
+        let needed = base64url::decoded_len(parts.payload_b64.len());
         let buffer = if needed <= stack.len() {
             &mut stack[..]
         } else {
             heap.resize(needed, MaybeUninit::uninit());
             &mut heap[..]
         };
-        let payload = base64url::decode(payload_b64, buffer).ok_or_else(|| {
-            Error::with_text(ErrorKind::MalformedToken, "payload is not base64url")
-        })?;
+        let payload = decode_payload(parts.payload_b64, buffer)?;
         let raw = claims::parse(payload)?;
 
-        let tolerance = i64::try_from(self.tolerance).unwrap_or(i64::MAX);
-        if now < raw.nbf.saturating_sub(tolerance) {
-            return Err(Error::window(
-                ErrorKind::NotYetValid,
-                now,
-                raw.nbf,
-                raw.exp,
-                self.tolerance,
-            ));
-        }
-        if now >= raw.exp.saturating_add(tolerance) {
-            return Err(Error::window(
-                ErrorKind::Expired,
-                now,
-                raw.nbf,
-                raw.exp,
-                self.tolerance,
-            ));
-        }
+        check_window(now, raw.nbf, raw.exp, self.tolerance)?;
         check_subject(&raw.sub, subject)?;
         let claimed = claimed_digest(&raw.body).ok_or(Error::new(ErrorKind::BodyHashMismatch))?;
         Ok(VerifiedToken {
             claims: Claims::new(&raw, matched, claimed),
         })
     }
+}
+
+/// A token split into what the MAC covers, the claims and the decoded tag, after its length,
+/// shape and header passed.
+pub(crate) struct TokenParts<'t> {
+    /// `header.payload`, the MAC's input.
+    pub(crate) signing_input: &'t [u8],
+    /// The payload segment, base64url.
+    pub(crate) payload_b64: &'t [u8],
+    /// The HMAC-SHA256 tag.
+    pub(crate) tag: [u8; 32],
+}
+
+/// The checks before any MAC work: the token's length, its three segments, its header (`alg`
+/// exactly `HS256`, no `crit`) and a tag of the right size.
+pub(crate) fn split_token(token: &str, max_token_bytes: usize) -> Result<TokenParts<'_>, Error> {
+    if token.len() > max_token_bytes {
+        return Err(Error::new(ErrorKind::TokenTooLong));
+    }
+    let token = token.as_bytes();
+    let header_end = memchr::memchr(b'.', token)
+        .ok_or_else(|| Error::with_text(ErrorKind::MalformedToken, "expected three segments"))?;
+    let signature_start = memchr::memrchr(b'.', token).unwrap_or(header_end) + 1;
+    if signature_start <= header_end + 1 {
+        return Err(Error::with_text(
+            ErrorKind::MalformedToken,
+            "expected three segments",
+        ));
+    }
+    let header_b64 = &token[..header_end];
+    let payload_b64 = &token[header_end + 1..signature_start - 1];
+    let signing_input = &token[..signature_start - 1];
+    let signature_b64 = &token[signature_start..];
+    if memchr::memchr(b'.', payload_b64).is_some() {
+        return Err(Error::with_text(
+            ErrorKind::MalformedToken,
+            "more than three segments",
+        ));
+    }
+    check_header(header_b64)?;
+
+    // Decode the tag before any MAC work: a tag of the wrong size can never match.
+    let mut tag_buffer = [MaybeUninit::uninit(); 32];
+    let tag = base64url::decode(signature_b64, &mut tag_buffer)
+        .filter(|_| signature_b64.len() == SIGNATURE_B64_LEN)
+        .and_then(|tag| <[u8; 32]>::try_from(tag).ok())
+        .ok_or_else(|| {
+            Error::with_text(
+                ErrorKind::MalformedToken,
+                "signature segment is not an HS256 tag",
+            )
+        })?;
+    Ok(TokenParts {
+        signing_input,
+        payload_b64,
+        tag,
+    })
+}
+
+/// Which key's MAC matches, in constant time: the current key, then the next.
+pub(crate) fn match_key(keys: &SigningKeys, parts: &TokenParts<'_>) -> Option<MatchedKey> {
+    if mac_matches(keys.current.mac(), parts.signing_input, &parts.tag) {
+        Some(MatchedKey::Current)
+    } else if mac_matches(keys.next.mac(), parts.signing_input, &parts.tag) {
+        Some(MatchedKey::Next)
+    } else {
+        None
+    }
+}
+
+/// The payload segment decoded into `buffer` (at least
+/// [`base64url::decoded_len`] of it long).
+pub(crate) fn decode_payload<'b>(
+    payload_b64: &[u8],
+    buffer: &'b mut [MaybeUninit<u8>],
+) -> Result<&'b [u8], Error> {
+    base64url::decode(payload_b64, buffer)
+        .map(|payload| &*payload)
+        .ok_or_else(|| Error::with_text(ErrorKind::MalformedToken, "payload is not base64url"))
+}
+
+/// The validity window: accepted for `nbf - tolerance <= now < exp + tolerance`.
+pub(crate) fn check_window(now: i64, nbf: i64, exp: i64, tolerance: u64) -> Result<(), Error> {
+    let slack = i64::try_from(tolerance).unwrap_or(i64::MAX);
+    if now < nbf.saturating_sub(slack) {
+        return Err(Error::window(
+            ErrorKind::NotYetValid,
+            now,
+            nbf,
+            exp,
+            tolerance,
+        ));
+    }
+    if now >= exp.saturating_add(slack) {
+        return Err(Error::window(ErrorKind::Expired, now, nbf, exp, tolerance));
+    }
+    Ok(())
 }
 
 /// A token whose MAC and claims are verified, all but the `body` claim: the state of a
@@ -412,6 +453,11 @@ impl VerifiedToken {
     #[must_use]
     pub fn subject(&self) -> &str {
         self.claims.subject()
+    }
+
+    /// The digest the `body` claim names (not yet compared with a body).
+    pub(crate) const fn claimed_digest(&self) -> &[u8; 32] {
+        self.claims.body_digest()
     }
 
     /// Checks the `body` claim against SHA-256 of `body`, in constant time, and gives the
@@ -539,7 +585,7 @@ fn same_url(sub: &str, url: &str) -> bool {
     }
 }
 
-fn check_subject(sub: &str, subject: Subject<'_>) -> Result<(), Error> {
+pub(crate) fn check_subject(sub: &str, subject: Subject<'_>) -> Result<(), Error> {
     match subject {
         Subject::Url(url) if same_url(sub, url) => Ok(()),
         Subject::Url(url) => Err(Error::subject(sub, url)),

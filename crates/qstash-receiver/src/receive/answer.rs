@@ -223,7 +223,18 @@ pub struct Answer {
     error: Option<Error>,
     message_id: Option<Box<str>>,
     method: Option<Box<str>>,
-    replayed: Option<Box<Replayed>>,
+    /// What few answers carry, behind one thin pointer so that every `Result<_, Refusal>`
+    /// stays under clippy's large-error bound.
+    extra: Option<Box<Extra>>,
+}
+
+/// What few answers carry: a replayed duplicate's stored answer, a refusal's diagnosis.
+#[derive(Clone, Default)]
+struct Extra {
+    /// The stored answer an [`Answer::replay`] carries.
+    replayed: Option<Replayed>,
+    /// A refusal's one-line diagnosis, made only when `debug` is enabled for [`LOG_TARGET`].
+    diagnosis: Option<String>,
 }
 
 /// The stored answer a [`Answer::replay`] carries.
@@ -247,8 +258,32 @@ impl Answer {
             error: None,
             message_id: None,
             method: None,
-            replayed: None,
+            extra: None,
         }
+    }
+
+    /// This answer with the one-line diagnosis `summary` makes, computed only when `debug`
+    /// is enabled for [`LOG_TARGET`] (so it costs nothing otherwise).
+    pub(crate) fn with_diagnosis(mut self, summary: impl FnOnce() -> Option<String>) -> Self {
+        if tracing::enabled!(target: LOG_TARGET, tracing::Level::DEBUG) {
+            if let Some(summary) = summary() {
+                self.extra.get_or_insert_default().diagnosis = Some(summary);
+            }
+        }
+        self
+    }
+
+    /// A refusal's one-line [`Diagnosis`](crate::Diagnosis) summary (the failed check and the
+    /// hints; never a key, a token or a body), present only when `debug` was enabled for
+    /// [`LOG_TARGET`] when the request was refused.
+    #[must_use]
+    pub fn diagnosis(&self) -> Option<&str> {
+        self.extra.as_deref()?.diagnosis.as_deref()
+    }
+
+    /// A replayed duplicate's stored answer.
+    fn stored(&self) -> Option<&Replayed> {
+        self.extra.as_deref()?.replayed.as_ref()
     }
 
     pub(crate) fn signature(error: Error) -> Self {
@@ -294,10 +329,10 @@ impl Answer {
             status,
             "message already handled, its stored answer replayed",
         );
-        answer.replayed = Some(Box::new(Replayed {
+        answer.extra.get_or_insert_default().replayed = Some(Replayed {
             content_type,
             body: body.slice(..body.len().min(MAX_REPLAYED_BODY)),
-        }));
+        });
         answer
     }
 
@@ -424,7 +459,7 @@ impl Answer {
     /// has the stored bytes either way).
     #[must_use]
     pub fn body_text(&self) -> &str {
-        if let Some(replayed) = &self.replayed {
+        if let Some(replayed) = self.stored() {
             if let Ok(text) = std::str::from_utf8(&replayed.body) {
                 return text;
             }
@@ -452,8 +487,7 @@ impl Answer {
     /// The stored `Content-Type` and body of a [`replay`](Self::replay).
     #[must_use]
     pub fn stored_answer(&self) -> Option<(&HeaderValue, &Bytes)> {
-        self.replayed
-            .as_deref()
+        self.stored()
             .map(|replayed| (&replayed.content_type, &replayed.body))
     }
 
@@ -501,7 +535,7 @@ impl Answer {
         let retry_after = self.retry_after;
         let duplicate = matches!(self.reason, Reason::Duplicate | Reason::InProgress);
         let close = self.close;
-        let content_type = self.replayed.as_deref().map_or_else(
+        let content_type = self.stored().map_or_else(
             || HeaderValue::from_static("text/plain; charset=utf-8"),
             |replayed| replayed.content_type.clone(),
         );
@@ -530,7 +564,7 @@ impl Answer {
     /// fixed texts and a replay's stored body.
     #[must_use]
     pub fn body(&self) -> Bytes {
-        if let Some(replayed) = &self.replayed {
+        if let Some(replayed) = self.stored() {
             return replayed.body.clone();
         }
         match self.reason {
@@ -551,7 +585,8 @@ impl Answer {
     }
 
     /// Logs the answer through `tracing` (target [`LOG_TARGET`], at [`log_level`]) with
-    /// `reason`, `status`, `message_id`, `method` and `error` (the detail), message
+    /// `reason`, `status`, `message_id`, `method`, `error` (the detail) and, when `debug` is
+    /// enabled, `diagnosis` (a signature refusal's one-line summary), message
     /// `"QStash delivery answered"`. A framework's writer calls it once, when it answers.
     ///
     /// [`log_level`]: Answer::log_level
@@ -561,6 +596,8 @@ impl Answer {
         let message_id = self.message_id.as_deref().unwrap_or("");
         let error = &*self.detail;
         let method = self.method.as_deref().unwrap_or("");
+        // Present only when `debug` was enabled as the refusal was made; `None` is not recorded.
+        let diagnosis = self.diagnosis();
         match self.log_level() {
             LogLevel::Debug => tracing::debug!(
                 target: LOG_TARGET,
@@ -569,6 +606,7 @@ impl Answer {
                 message_id,
                 method,
                 error,
+                diagnosis,
                 "QStash delivery answered"
             ),
             LogLevel::Warn => tracing::warn!(
@@ -578,6 +616,7 @@ impl Answer {
                 message_id,
                 method,
                 error,
+                diagnosis,
                 "QStash delivery answered"
             ),
             LogLevel::Error => tracing::error!(
@@ -587,6 +626,7 @@ impl Answer {
                 message_id,
                 method,
                 error,
+                diagnosis,
                 "QStash delivery answered"
             ),
         }
@@ -603,10 +643,8 @@ impl fmt::Debug for Answer {
             .field("detail", &self.detail)
             .field("message_id", &self.message_id)
             .field("method", &self.method)
-            .field(
-                "replayed_body_len",
-                &self.replayed.as_deref().map(|r| r.body.len()),
-            )
+            .field("replayed_body_len", &self.stored().map(|r| r.body.len()))
+            .field("diagnosis", &self.diagnosis())
             .finish()
     }
 }

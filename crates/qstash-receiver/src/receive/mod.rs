@@ -44,6 +44,7 @@ use self::subject::Expected;
 use crate::callback::Callback;
 use crate::claims::Claims;
 use crate::delivery::Delivery;
+use crate::diagnose;
 use crate::error::{ConfigError, Error};
 use crate::headers::{self, HeaderLookup};
 use crate::keys::KeyRing;
@@ -386,7 +387,7 @@ impl Receiver {
         let now = c.clock.now();
         let token = self
             .verify_token(head, region, token, now)
-            .map_err(|e| refuse(Refusal::signature(e)))?;
+            .map_err(|e| refuse(self.diagnosed(Refusal::signature(e), head, region, token, now)))?;
         let declared = head
             .declared_len
             .or_else(|| headers::content_length(head.headers));
@@ -471,6 +472,44 @@ impl Receiver {
                 }
             }
         }
+    }
+
+    /// `refusal` with the token's diagnosis, for the debug log only.
+    fn diagnosed<H: HeaderLookup + ?Sized>(
+        &self,
+        refusal: Refusal,
+        head: &RequestHead<'_, H>,
+        region: Option<&str>,
+        token: &str,
+        now: i64,
+    ) -> Refusal {
+        let Reason::Signature(kind) = refusal.reason() else {
+            return refusal;
+        };
+        refusal.with_diagnosis(|| {
+            let verifier = &self.inner.verifier;
+            match subject::expected(&self.inner.subject, head) {
+                Expected::Subject(subject) => {
+                    diagnose::token_summary(verifier, region, token, subject, now, kind)
+                }
+                Expected::Url(url) => diagnose::token_summary(
+                    verifier,
+                    region,
+                    token,
+                    crate::Subject::Url(&url),
+                    now,
+                    kind,
+                ),
+                _ => diagnose::token_summary(
+                    verifier,
+                    region,
+                    token,
+                    crate::Subject::DangerouslySkipCheck,
+                    now,
+                    kind,
+                ),
+            }
+        })
     }
 
     fn payload_refusal(&self, reason: Reason, error: &dyn fmt::Display) -> Refusal {
@@ -587,6 +626,7 @@ impl Admission {
             method,
             ..
         } = self;
+        let claimed = *token.claimed_digest();
         match token.verify_body(&body) {
             Ok(claims) => Ok(Verified {
                 claims,
@@ -595,7 +635,12 @@ impl Admission {
                 payload_error_status,
                 method,
             }),
-            Err(e) => Err(logged(Refusal::signature(e), &delivery, method)),
+            Err(e) => Err(logged(
+                Refusal::signature(e)
+                    .with_diagnosis(|| Some(diagnose::body_summary(&claimed, &body))),
+                &delivery,
+                method,
+            )),
         }
     }
 
