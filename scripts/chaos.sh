@@ -27,11 +27,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
-if [ "$profile" = release ]; then
-    cargo build -j 2 --release -p qstash-examples --example postgres_receiver
-else
-    cargo build -j 2 -p qstash-examples --example postgres_receiver
-fi
+release_flag=()
+[ "$profile" = release ] && release_flag=(--release)
+cargo build -j 2 "${release_flag[@]}" -p qstash-examples --example postgres_receiver
 binary="$target/$profile/examples/postgres_receiver"
 
 free_port() {

@@ -29,11 +29,9 @@ scripts/postgres.sh install
 command -v wrk >/dev/null 2>&1 || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
-if [ "$profile" = release ]; then
-    cargo build -j 2 --release -p qstash-examples --example postgres_receiver
-else
-    cargo build -j 2 -p qstash-examples --example postgres_receiver
-fi
+release_flag=()
+[ "$profile" = release ] && release_flag=(--release)
+cargo build -j 2 "${release_flag[@]}" -p qstash-examples --example postgres_receiver
 binary="$target/$profile/examples/postgres_receiver"
 
 free_port() {
