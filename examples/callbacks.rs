@@ -70,7 +70,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let app = Router::new()
         .route("/api/callback", post(on_callback))
         .layer(QStashLayer::new(Receiver::from(SigningKeys::dev())));
-    let signer = Signer::new(qstash_receiver::DEV_CURRENT_SIGNING_KEY)?;
+    let signer = Signer::new(qstash_receiver::keys::DEV_CURRENT_SIGNING_KEY)?;
 
     let success = br#"{"status":200,"body":"eyJvayI6dHJ1ZX0=","retried":0,"maxRetries":3,"sourceMessageId":"msg_1","url":"https://app.example.com/api/orders","method":"POST"}"#;
     let failure = br#"{"status":503,"body":"d2FyZWhvdXNlIG9mZmxpbmU=","retried":3,"maxRetries":3,"sourceMessageId":"msg_2","url":"https://app.example.com/api/orders","method":"POST","dlqId":"dlq_1"}"#;

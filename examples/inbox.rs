@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use qstash_receiver::{Answer, Callback, NON_RETRYABLE_HEADER};
+use qstash_receiver::{Answer, Callback, headers::NON_RETRYABLE_HEADER};
 use serde::{Deserialize, Serialize};
 
 /// The route that takes deliveries.

@@ -36,7 +36,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use qstash_examples::{CALLBACK_PATH, Echo, Inbox, Order, WEBHOOK_PATH, missing_keys};
-use qstash_receiver::{Receiver, SubjectPolicy};
+use qstash_receiver::{Receiver, subject::SubjectPolicy};
 use tower_qstash::{Layered, QStash, QStashAnswer, QStashCallback, QStashLayer};
 
 /// The URL before the routes, where the event's path lacks part of the URL QStash calls.

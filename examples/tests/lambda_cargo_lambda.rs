@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lambda_support::build_example;
-use qstash_receiver::{NON_RETRYABLE_HEADER, Signer};
+use qstash_receiver::{Signer, headers::NON_RETRYABLE_HEADER};
 use qstash_test_cases::Got;
 use serde_json::{Value, json};
 

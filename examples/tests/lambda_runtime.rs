@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use events::{Kind, event};
 use lambda_support::{Function, build_example};
-use qstash_receiver::{NON_RETRYABLE_HEADER, Signer};
+use qstash_receiver::{Signer, headers::NON_RETRYABLE_HEADER};
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc};
 

@@ -37,7 +37,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qstash_examples::{Echo, Order};
-use qstash_receiver::{DEFAULT_MAX_BODY_BYTES, Signer};
+use qstash_receiver::{Signer, receive::DEFAULT_MAX_BODY_BYTES};
 use qstash_test_cases::{
     BASE_URL, CURRENT_KEY, Case, Framing, LIMIT, NEXT_KEY, Setup, Transport, cases, check,
     padded_order,
@@ -164,7 +164,7 @@ fn the_worker_under_workerd_answers_the_conformance_cases() {
     let port = free_port();
     let _served = serve(port);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let now = qstash_receiver::unix_now();
+    let now = qstash_receiver::time::unix_now();
     let subset: Vec<Case> = cases(now)
         .iter()
         .filter(|c| {

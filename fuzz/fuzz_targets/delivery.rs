@@ -6,7 +6,8 @@ use arbitrary::Arbitrary;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use qstash_receiver::{
-    Delivery, DeliveryError, SigningKeys, Subject, Verifier, signature_from_headers,
+    Delivery, SigningKeys, Subject, Validation, Verifier, delivery::DeliveryError,
+    headers::signature,
 };
 
 /// The names the parser reads, so that the fuzzer hits them without guessing their spelling.
@@ -90,7 +91,11 @@ fuzz_target!(|pairs: Vec<Pair<'_>>| {
     }
 
     // The signature look-up and the header-level verification never panic either.
-    let _ = signature_from_headers(&headers);
+    let _ = signature(&headers);
     let verifier = Verifier::new(SigningKeys::dev());
-    let _ = verifier.verify_headers_at(&headers, b"", Subject::PathAndQuery("/"), 1_700_000_000);
+    let _ = verifier.verify_headers(
+        &headers,
+        b"",
+        &Validation::new(Subject::PathAndQuery("/")).at(1_700_000_000),
+    );
 });

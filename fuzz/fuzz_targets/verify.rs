@@ -1,4 +1,4 @@
-//! Fuzzes `Verifier::verify_at` with invariants, not just "no panic":
+//! Fuzzes `Verifier::verify` with invariants, not just "no panic":
 //!
 //! 1. An arbitrary token, body, URL, clock and subject policy: never panics, never accepts a
 //!    token that was not MAC'd with one of the keys, and no error message shows a key.
@@ -20,8 +20,8 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
 use qstash_receiver::{
-    DEFAULT_MAX_TOKEN_BYTES, Error, ErrorKind, MatchedKey, Signer, SigningKeys, Subject, Verifier,
-    path_and_query,
+    Error, ErrorKind, Signer, SigningKeys, Subject, Validation, Verifier, claims::MatchedKey,
+    subject::path_and_query, verify::DEFAULT_MAX_TOKEN_BYTES,
 };
 use sha2::{Digest, Sha256};
 
@@ -94,7 +94,11 @@ fuzz_target!(|input: Input<'_>| {
     // 1. Arbitrary token: no panic; acceptance is only possible with a MAC we made, which the
     //    fuzzer cannot produce, so any Ok here is a bypass.
     let subject = subject_for(input.subject_mode, input.url);
-    match v.verify_at(input.token, input.body, subject, input.now) {
+    match v.verify(
+        input.token,
+        input.body,
+        &Validation::new(subject).at(input.now),
+    ) {
         Ok(claims) => panic!("accepted a token that was never signed: {claims:?}"),
         Err(err) => check_error_text(&err, &[input.token.as_bytes(), input.url.as_bytes()]),
     }
@@ -105,7 +109,11 @@ fuzz_target!(|input: Input<'_>| {
     let next = Signer::new(NEXT).expect("fixed key");
     let token = current.sign_with_id(input.url, input.body, now, "jwt_fuzz");
     let too_long = token.len() > DEFAULT_MAX_TOKEN_BYTES;
-    let exact = v.verify_at(&token, input.body, Subject::Url(input.url), now);
+    let exact = v.verify(
+        &token,
+        input.body,
+        &Validation::new(Subject::Url(input.url)).at(now),
+    );
     if too_long {
         assert_eq!(
             exact.map(|_| ()).map_err(|e| e.kind()),
@@ -127,19 +135,31 @@ fuzz_target!(|input: Input<'_>| {
         // Next key, path-and-query policy, skip policy.
         let by_next = next.sign_with_id(input.url, input.body, now, "jwt_fuzz");
         let claims = v
-            .verify_at(&by_next, input.body, Subject::DangerouslySkipCheck, now)
+            .verify(
+                &by_next,
+                input.body,
+                &Validation::new(Subject::DangerouslySkipCheck).at(now),
+            )
             .unwrap_or_else(|e| panic!("next-key token refused: {e}"));
         assert_eq!(claims.matched_key(), MatchedKey::Next);
         if let Some(target) = path_and_query(input.url) {
-            v.verify_at(&token, input.body, Subject::PathAndQuery(target), now)
-                .unwrap_or_else(|e| panic!("own token refused by path and query {target:?}: {e}"));
+            v.verify(
+                &token,
+                input.body,
+                &Validation::new(Subject::PathAndQuery(target)).at(now),
+            )
+            .unwrap_or_else(|e| panic!("own token refused by path and query {target:?}: {e}"));
         }
 
         // The validity window, with the tolerance on both sides.
         let at = |t: i64| {
-            v.verify_at(&token, input.body, Subject::Url(input.url), t)
-                .map(|_| ())
-                .map_err(|e| e.kind())
+            v.verify(
+                &token,
+                input.body,
+                &Validation::new(Subject::Url(input.url)).at(t),
+            )
+            .map(|_| ())
+            .map_err(|e| e.kind())
         };
         assert_eq!(at(now - tol), Ok(()));
         assert_eq!(at(now - tol - 1), Err(ErrorKind::NotYetValid));
@@ -152,7 +172,11 @@ fuzz_target!(|input: Input<'_>| {
         let xor = (input.mutate_xor & 0x7f).max(1);
         bytes[at_byte] ^= xor;
         let mutated = String::from_utf8(bytes).expect("ASCII stays ASCII");
-        if let Ok(claims) = v.verify_at(&mutated, input.body, Subject::Url(input.url), now) {
+        if let Ok(claims) = v.verify(
+            &mutated,
+            input.body,
+            &Validation::new(Subject::Url(input.url)).at(now),
+        ) {
             panic!("accepted a token with byte {at_byte} xor {xor:#x}: {mutated} -> {claims:?}");
         }
 
@@ -163,14 +187,22 @@ fuzz_target!(|input: Input<'_>| {
             None => other_body.push(xor),
         }
         let err = v
-            .verify_at(&token, &other_body, Subject::Url(input.url), now)
+            .verify(
+                &token,
+                &other_body,
+                &Validation::new(Subject::Url(input.url)).at(now),
+            )
             .expect_err("changed body accepted");
         assert_eq!(err.kind(), ErrorKind::BodyHashMismatch);
 
         // A different URL is refused for its subject.
         let other_url = format!("{}x", input.url);
         let err = v
-            .verify_at(&token, input.body, Subject::Url(&other_url), now)
+            .verify(
+                &token,
+                input.body,
+                &Validation::new(Subject::Url(&other_url)).at(now),
+            )
             .expect_err("changed URL accepted");
         assert_eq!(err.kind(), ErrorKind::SubjectMismatch);
         check_error_text(&err, &[input.url.as_bytes()]);
@@ -189,7 +221,11 @@ fuzz_target!(|input: Input<'_>| {
         NEXT
     };
     let crafted = format!("{signing_input}.{}", hs256(key, &signing_input));
-    match v.verify_at(&crafted, input.body, subject, input.now) {
+    match v.verify(
+        &crafted,
+        input.body,
+        &Validation::new(subject).at(input.now),
+    ) {
         Err(err) => check_error_text(
             &err,
             &[input.url.as_bytes(), input.claims_json, input.header_json],

@@ -10,7 +10,7 @@ use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream as _;
-use qstash_receiver::{Admission, BodyFailure};
+use qstash_receiver::{Admission, receive::BodyFailure};
 
 /// Collects a payload of at most `limit` bytes, within `timeout` in total. One chunk (the usual
 /// case for small bodies, and always for a payload put back by the middleware) is handed on as

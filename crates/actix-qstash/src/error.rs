@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use qstash_receiver::{Answer, Refusal};
+use qstash_receiver::{Answer, receive::Refusal};
 
 /// The core's [`Answer`] for actix-web: a refusal of the middleware or an extractor, an
 /// exactly-once middleware's duplicate, or a handler's "do not retry" / "retry later",

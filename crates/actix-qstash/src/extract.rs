@@ -8,7 +8,9 @@ use std::task::{Context, Poll, ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use bytes::Bytes;
-use qstash_receiver::{Admission, Callback, CallbackError, Claims, Delivery, Refusal, Verified};
+use qstash_receiver::{
+    Admission, Callback, Claims, Delivery, Verified, callback::CallbackError, receive::Refusal,
+};
 use serde::de::DeserializeOwned;
 
 use crate::body::BodyReader;

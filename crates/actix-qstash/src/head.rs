@@ -7,7 +7,7 @@ use std::slice;
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::web;
-use qstash_receiver::{Admission, HeaderLookup, Receiver, Refusal, RequestHead};
+use qstash_receiver::{Admission, Receiver, RequestHead, headers::HeaderLookup, receive::Refusal};
 
 /// actix-web's header map (http 0.2 types) as the core's [`HeaderLookup`]: looked up by name,
 /// never copied.

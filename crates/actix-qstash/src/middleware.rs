@@ -10,7 +10,7 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpMessage as _};
 use pin_project_lite::pin_project;
-use qstash_receiver::{Admission, Receiver, Refusal, VerifiedRest};
+use qstash_receiver::{Admission, Receiver, receive::Refusal, receive::VerifiedRest};
 
 use crate::body::BodyReader;
 use crate::error::{QStashErrorHandler, answer};

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use actix_qstash::{QStash, QStashCallback, QStashErrorHandler, QStashRaw};
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, FromRequest as _, HttpResponse, web};
-use qstash_receiver::{PayloadErrorStatus, Receiver, SubjectPolicy, Verifier};
+use qstash_receiver::{
+    Receiver, Validation, Verifier, receive::PayloadErrorStatus, subject::SubjectPolicy,
+};
 use qstash_test_cases::ROUTE;
 use qstash_test_cases::{CURRENT_KEY, LIMIT, Order, keys};
 use support::{Answer, handle, receiver, route_path, route_url, signed, signed_as, with_logs};
@@ -377,12 +379,10 @@ async fn handlers_can_be_unit_tested_with_the_constructors() {
         .unwrap()
         .delivery_headers(&route_url(), BODY, "msg_unit", 0);
     let delivery = qstash_receiver::Delivery::from_headers(&headers).unwrap();
+    let token = qstash_receiver::headers::signature(&headers).unwrap();
+    let validation = Validation::new(qstash_receiver::Subject::DangerouslySkipCheck);
     let claims = Verifier::new(keys())
-        .verify_headers(
-            &headers,
-            BODY,
-            qstash_receiver::Subject::DangerouslySkipCheck,
-        )
+        .verify(token, BODY, &validation)
         .unwrap();
     let order = Order {
         order: 3,

@@ -14,7 +14,9 @@ use actix_web::dev::Service as _;
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpMessage as _, HttpRequest, HttpResponse, web};
-use qstash_receiver::{Claims, Delivery, MatchedKey, PayloadErrorStatus, Receiver, SigningKeys};
+use qstash_receiver::{
+    Claims, Delivery, Receiver, SigningKeys, claims::MatchedKey, receive::PayloadErrorStatus,
+};
 use qstash_test_cases::Order;
 use support::{receiver, signed};
 

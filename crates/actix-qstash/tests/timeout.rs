@@ -21,7 +21,7 @@ use actix_web::error::PayloadError;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use qstash_receiver::{Reason, Receiver, Refusal, Signer};
+use qstash_receiver::{Reason, Receiver, Signer, receive::Refusal};
 use qstash_test_cases::{CURRENT_KEY, ROUTE, padded_order};
 use support::{Server, handle, route_path, route_url};
 use tokio::time::{Instant, Sleep};

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::StatusCode;
 use qstash_dedupe::{Decision, Deduplicator, MemoryStore};
-use qstash_receiver::{Claims, Delivery, Signer, SigningKeys, Subject, Verifier};
+use qstash_receiver::{Claims, Delivery, Signer, SigningKeys, Subject, Validation, Verifier};
 
 const KEY: &str = "sig_benchcurrent";
 const URL: &str = "https://app.example.com/api/hook";
@@ -32,7 +32,11 @@ fn ready<F: Future>(future: F) -> F::Output {
 fn delivery(signer: &Signer, verifier: &Verifier, n: u64) -> (Delivery, Claims) {
     let token = signer.sign_with_id(URL, b"{}", NOW, &format!("jwt_{n}"));
     let claims = verifier
-        .verify_at(&token, b"{}", Subject::PathAndQuery("/api/hook"), NOW)
+        .verify(
+            &token,
+            b"{}",
+            &Validation::new(Subject::PathAndQuery("/api/hook")).at(NOW),
+        )
         .unwrap();
     let headers = signer.delivery_headers(URL, b"{}", &format!("msg_{n}"), 0);
     (Delivery::from_headers(&headers).unwrap(), claims)

@@ -11,7 +11,7 @@ use crate::memory::MemoryStore;
 use crate::replay::{ReplayError, ReplayGuard};
 use crate::store::{Begin, DedupeStore, Settled, StoreError};
 
-pub use qstash_receiver::DUPLICATE_HEADER;
+pub use qstash_receiver::headers::DUPLICATE_HEADER;
 
 /// How long a first delivery holds its in-progress mark by default: 60 seconds.
 ///
@@ -305,7 +305,7 @@ impl<St: DedupeStore> Deduplicator<St> {
         }
 
         let key = format!("msg:{message_id}");
-        let owner = qstash_receiver::new_id("lease_");
+        let owner = qstash_receiver::sign::new_id("lease_");
         match self.store.begin(&key, &owner, self.lease).await {
             Ok(Begin::Started) => {
                 tracing::debug!(message_id, "dedupe: first delivery, running the handler");

@@ -90,7 +90,8 @@ impl<St: DedupeStore> ReplayGuard<St> {
     ///
     /// [`ReplayError::Replayed`], [`ReplayError::MissingTokenId`], or the store's failure.
     pub async fn check(&self, claims: &Claims) -> Result<(), ReplayError> {
-        self.check_at(claims, qstash_receiver::unix_now()).await
+        self.check_at(claims, qstash_receiver::time::unix_now())
+            .await
     }
 
     /// [`check`](Self::check) at `now` (unix seconds).
@@ -105,7 +106,7 @@ impl<St: DedupeStore> ReplayGuard<St> {
             .saturating_add(self.tolerance)
             .max(Duration::from_secs(1));
         let key = format!("jti:{jti}");
-        let owner = qstash_receiver::new_id("seen_");
+        let owner = qstash_receiver::sign::new_id("seen_");
         match self.store.begin(&key, &owner, keep).await? {
             Begin::Started => Ok(()),
             Begin::InProgress { .. } | Begin::Done => Err(ReplayError::Replayed),

@@ -10,7 +10,7 @@ use actix_web::{App, HttpMessage as _, HttpResponse, web};
 use axum::Router;
 use axum::routing::post;
 use qstash_dedupe::{DedupeLayer, DedupeMiddleware, Deduplicator};
-use qstash_receiver::LogLevel;
+use qstash_receiver::receive::LogLevel;
 use qstash_test_cases::{LogCapture, Logged};
 use tower::ServiceExt as _;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use qstash_dedupe::{InboxAnswer, PgInbox};
-use qstash_receiver::{LogLevel, Receiver, SigningKeys};
+use qstash_receiver::{Receiver, SigningKeys, receive::LogLevel};
 use qstash_test_cases::{LogCapture, Logged};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;

@@ -49,7 +49,7 @@ async fn store_with_timeout(server: &RedisServer, prefix: &str, timeout: Duratio
 }
 
 fn prefix() -> String {
-    format!("test:{}:", qstash_receiver::new_id(""))
+    format!("test:{}:", qstash_receiver::sign::new_id(""))
 }
 
 #[tokio::test]

@@ -349,7 +349,7 @@ impl Engine {
                 continue;
             };
             let mut msg = dead.msg;
-            msg.id = qstash_receiver::new_id("msg_");
+            msg.id = qstash_receiver::sign::new_id("msg_");
             msg.retried = 0;
             msg.created_ms = now;
             msg.not_before_ms = now;
@@ -717,7 +717,7 @@ impl Engine {
                 check_name(id, "schedule id")?;
                 id.clone()
             }
-            None => qstash_receiver::new_id("scd_"),
+            None => qstash_receiver::sign::new_id("scd_"),
         };
         let now = self.now_ms();
         let mut state = self.lock();

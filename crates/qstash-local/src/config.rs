@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use qstash_receiver::{DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, Signer};
+use qstash_receiver::{Signer, keys::DEV_CURRENT_SIGNING_KEY, keys::DEV_NEXT_SIGNING_KEY};
 
 use crate::record::Attempt;
 

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use qstash_receiver::{
-    CALLER_IP_HEADER, NON_RETRYABLE_HEADER, NON_RETRYABLE_STATUS, SCHEDULE_ID_HEADER,
-    TOPIC_NAME_HEADER, new_id, retry, unix_now,
+    headers::CALLER_IP_HEADER, headers::NON_RETRYABLE_HEADER, headers::NON_RETRYABLE_STATUS,
+    headers::SCHEDULE_ID_HEADER, headers::TOPIC_NAME_HEADER, retry, sign::new_id, time::unix_now,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, Semaphore};

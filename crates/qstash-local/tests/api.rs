@@ -6,7 +6,7 @@ mod support;
 
 use http::Method;
 use qstash_local::DEV_TOKEN;
-use qstash_receiver::{DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY};
+use qstash_receiver::{keys::DEV_CURRENT_SIGNING_KEY, keys::DEV_NEXT_SIGNING_KEY};
 use support::{Api, Receiver, qstash};
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix seconds now (0 before 1970).
-pub(crate) use qstash_receiver::unix_now;
+pub(crate) use qstash_receiver::time::unix_now;
 
 /// Unix milliseconds now (0 before 1970).
 pub(crate) fn unix_now_millis() -> i64 {

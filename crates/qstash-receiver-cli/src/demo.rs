@@ -17,8 +17,8 @@ use axum::routing::post;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use qstash_receiver::{
-    DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, MatchedKey, NON_RETRYABLE_HEADER, Receiver,
-    Signer, SigningKeys, Verifier,
+    Receiver, Signer, SigningKeys, Verifier, claims::MatchedKey, headers::NON_RETRYABLE_HEADER,
+    keys::DEV_CURRENT_SIGNING_KEY, keys::DEV_NEXT_SIGNING_KEY,
 };
 use tower_qstash::{Layered, QStash, QStashCallback, QStashLayer};
 

@@ -159,11 +159,11 @@ mod tests {
             "QSTASH_DEV=true and nothing else",
             &format!(
                 "QSTASH_CURRENT_SIGNING_KEY={}",
-                qstash_receiver::DEV_CURRENT_SIGNING_KEY
+                qstash_receiver::keys::DEV_CURRENT_SIGNING_KEY
             ),
             &format!(
                 "QSTASH_NEXT_SIGNING_KEY={}",
-                qstash_receiver::DEV_NEXT_SIGNING_KEY
+                qstash_receiver::keys::DEV_NEXT_SIGNING_KEY
             ),
             "restart forgets",
             "Console",

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use qstash_receiver::{
-    ConfigError, DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, ENV_CURRENT, ENV_NEXT, Signer,
-    SigningKeys,
+    ConfigError, Signer, SigningKeys, keys::DEV_CURRENT_SIGNING_KEY, keys::DEV_NEXT_SIGNING_KEY,
+    keys::ENV_CURRENT, keys::ENV_NEXT,
 };
 
 use crate::error::CliError;

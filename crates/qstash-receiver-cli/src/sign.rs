@@ -1,6 +1,8 @@
 //! `qstash-receiver sign`: print a token as QStash would make it.
 
-use qstash_receiver::{ENV_CURRENT, ENV_NEXT, new_token_id, path_and_query};
+use qstash_receiver::{
+    keys::ENV_CURRENT, keys::ENV_NEXT, sign::new_token_id, subject::path_and_query,
+};
 
 use crate::body::BodyArgs;
 use crate::clock::unix_now;

@@ -5,7 +5,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use qstash_receiver::{Diagnosis, ENV_CURRENT, ENV_NEXT, Subject, Verifier, path_and_query};
+use qstash_receiver::{
+    Diagnosis, Subject, Validation, Verifier, keys::ENV_CURRENT, keys::ENV_NEXT,
+    subject::path_and_query,
+};
 
 use crate::body::BodyArgs;
 use crate::clock::unix_now;
@@ -140,7 +143,11 @@ impl Check<'_> {
         let verifier = Verifier::new(keys::signing_keys(current, next)?)
             .clock_tolerance(Duration::from_secs(self.tolerance));
         let diagnosis: Diagnosis = verifier
-            .diagnose_at(self.token, self.body, self.subject, self.now)
+            .diagnose(
+                self.token,
+                self.body,
+                &Validation::new(self.subject).at(self.now),
+            )
             .with_key_text(self.token, current.value(), next.value());
         let mut out = diagnosis.to_string();
         let _ = writeln!(
@@ -160,7 +167,7 @@ impl Check<'_> {
 
 #[cfg(test)]
 mod tests {
-    use qstash_receiver::{DEV_CURRENT_SIGNING_KEY, Signer, body_hash};
+    use qstash_receiver::{Signer, digest::body_hash, keys::DEV_CURRENT_SIGNING_KEY};
 
     use super::*;
 

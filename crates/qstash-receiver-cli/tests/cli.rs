@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use http::{HeaderMap, StatusCode};
 use qstash_receiver::dangerous::inspect_unverified;
-use qstash_receiver::{Callback, DEV_CURRENT_SIGNING_KEY, SigningKeys, Subject, Verifier};
+use qstash_receiver::{
+    Callback, SigningKeys, Subject, Validation, Verifier, headers, keys::DEV_CURRENT_SIGNING_KEY,
+};
 
 const URL: &str = "https://app.example.com/api/hook?team=1";
 const NOW: &str = "1700000000";
@@ -103,7 +105,7 @@ fn a_body_file_signs_the_same_bytes() {
     let claims = inspect_unverified(&token).unwrap();
     assert_eq!(
         claims.body_hash.as_deref(),
-        Some(qstash_receiver::body_hash(b"\x00\xffbinary\n").as_str())
+        Some(qstash_receiver::digest::body_hash(b"\x00\xffbinary\n").as_str())
     );
     let (code, stdout, _) = verify(&token, &["--url", URL, "--body-file", file, "--now", NOW]);
     assert_eq!(code, 0, "{stdout}");
@@ -280,8 +282,8 @@ fn verify_explains_a_wrong_body() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("[body_hash_mismatch]"), "{stdout}");
     assert!(stdout.contains("body hash  FAILED"), "{stdout}");
-    let expected = qstash_receiver::body_hash(br#"{"a":1}"#);
-    let actual = qstash_receiver::body_hash(b"{\"a\":1}\n");
+    let expected = qstash_receiver::digest::body_hash(br#"{"a":1}"#);
+    let actual = qstash_receiver::digest::body_hash(b"{\"a\":1}\n");
     assert!(
         stdout.contains(&format!("expected (token `body`): {expected}")),
         "{stdout}"
@@ -563,8 +565,11 @@ fn header<'a>(recorded: &'a Recorded, name: &str) -> &'a str {
 
 /// Checks the delivery's signature with the core verifier, for `url`.
 fn assert_signed_for(recorded: &Recorded, url: &str) {
+    let token = headers::signature(&recorded.headers).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let validation =
+        Validation::new(Subject::Url(url)).in_region(headers::region(&recorded.headers));
     dev_verifier()
-        .verify_headers(&recorded.headers, &recorded.body, Subject::Url(url))
+        .verify(token, &recorded.body, &validation)
         .unwrap_or_else(|e| panic!("{url}: {e}"));
 }
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 use qstash_receiver::{
-    Callback, DEV_CURRENT_SIGNING_KEY, NON_RETRYABLE_HEADER, Receiver, SigningKeys,
+    Callback, Receiver, SigningKeys, headers::NON_RETRYABLE_HEADER, keys::DEV_CURRENT_SIGNING_KEY,
 };
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -13,7 +13,7 @@ mod common;
 
 use common::{CURRENT, JwtVerifier, NEXT, URL};
 use hmac::{Hmac, KeyInit, Mac};
-use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
+use qstash_receiver::{Signer, SigningKeys, Subject, Validation, Verifier};
 use sha2::{Digest, Sha256};
 
 fn median(mut samples: Vec<f64>) -> f64 {
@@ -44,12 +44,12 @@ fn main() {
         let signing_input = current[..current.rfind('.').unwrap()].to_owned();
         assert!(
             verifier
-                .verify_at(&current, &body, Subject::Url(URL), now)
+                .verify(&current, &body, &Validation::new(Subject::Url(URL)).at(now))
                 .is_ok()
         );
         assert!(
             verifier
-                .verify_at(&next, &body, Subject::Url(URL), now)
+                .verify(&next, &body, &Validation::new(Subject::Url(URL)).at(now))
                 .is_ok()
         );
 
@@ -60,19 +60,17 @@ fn main() {
             black_box((digest, mac.finalize().into_bytes()));
         };
         let with_current = || {
-            let _ = black_box(verifier.verify_at(
+            let _ = black_box(verifier.verify(
                 black_box(&current),
                 black_box(&body),
-                Subject::Url(URL),
-                now,
+                &Validation::new(Subject::Url(URL)).at(now),
             ));
         };
         let with_next = || {
-            let _ = black_box(verifier.verify_at(
+            let _ = black_box(verifier.verify(
                 black_box(&next),
                 black_box(&body),
-                Subject::Url(URL),
-                now,
+                &Validation::new(Subject::Url(URL)).at(now),
             ));
         };
         let with_jsonwebtoken = || {

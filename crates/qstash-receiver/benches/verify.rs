@@ -13,7 +13,7 @@ mod common;
 use common::{CURRENT, JwtVerifier, NEXT, URL, now};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
-use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
+use qstash_receiver::{Signer, SigningKeys, Subject, Validation, Verifier};
 use sha2::{Digest, Sha256};
 
 fn bench(c: &mut Criterion) {
@@ -31,12 +31,12 @@ fn bench(c: &mut Criterion) {
         let signing_input = &current[..current.rfind('.').unwrap()];
         assert!(
             verifier
-                .verify_at(&current, &body, Subject::Url(URL), at)
+                .verify(&current, &body, &Validation::new(Subject::Url(URL)).at(at))
                 .is_ok()
         );
         assert!(
             verifier
-                .verify_at(&next, &body, Subject::Url(URL), at)
+                .verify(&next, &body, &Validation::new(Subject::Url(URL)).at(at))
                 .is_ok()
         );
         assert!(jwt.verify(&current, &body) && jwt.verify(&next, &body));
@@ -61,11 +61,21 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("current_key", size), &body, |b, body| {
             b.iter(|| {
-                verifier.verify_at(black_box(&current), black_box(body), Subject::Url(URL), at)
+                verifier.verify(
+                    black_box(&current),
+                    black_box(body),
+                    &Validation::new(Subject::Url(URL)).at(at),
+                )
             });
         });
         group.bench_with_input(BenchmarkId::new("next_key", size), &body, |b, body| {
-            b.iter(|| verifier.verify_at(black_box(&next), black_box(body), Subject::Url(URL), at));
+            b.iter(|| {
+                verifier.verify(
+                    black_box(&next),
+                    black_box(body),
+                    &Validation::new(Subject::Url(URL)).at(at),
+                )
+            });
         });
         group.bench_with_input(BenchmarkId::new("jsonwebtoken", size), &body, |b, body| {
             b.iter(|| jwt.verify(black_box(&current), black_box(body)));

@@ -38,7 +38,7 @@ const STANDARD_ANY_PAD: GeneralPurpose = GeneralPurpose::new(
 /// #[derive(serde::Deserialize)]
 /// struct Answer { ok: bool }
 /// assert!(callback.body_json::<Answer>()?.ok);
-/// # Ok::<(), qstash_receiver::CallbackError>(())
+/// # Ok::<(), qstash_receiver::callback::CallbackError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,26 +2,15 @@
 
 use http::{HeaderMap, HeaderName, header::CONTENT_TYPE};
 
-/// The `Upstash-Message-Id` header.
-pub const MESSAGE_ID_HEADER: &str = "upstash-message-id";
-/// The `Upstash-Retried` header.
-pub const RETRIED_HEADER: &str = "upstash-retried";
-/// The `Upstash-Schedule-Id` header.
-pub const SCHEDULE_ID_HEADER: &str = "upstash-schedule-id";
-/// The `Upstash-Topic-Name` header (URL group).
-pub const TOPIC_NAME_HEADER: &str = "upstash-topic-name";
-/// The `Upstash-Caller-Ip` header.
-pub const CALLER_IP_HEADER: &str = "upstash-caller-ip";
-/// The `Upstash-NonRetryable-Error` response header: with status 489, QStash stops retrying.
-pub const NON_RETRYABLE_HEADER: &str = "upstash-nonretryable-error";
+use crate::headers::{
+    CALLER_IP_HEADER, MESSAGE_ID_HEADER, RETRIED_HEADER, SCHEDULE_ID_HEADER, TOPIC_NAME_HEADER,
+};
+
 const MESSAGE_ID: HeaderName = HeaderName::from_static(MESSAGE_ID_HEADER);
 const RETRIED: HeaderName = HeaderName::from_static(RETRIED_HEADER);
 const SCHEDULE_ID: HeaderName = HeaderName::from_static(SCHEDULE_ID_HEADER);
 const TOPIC_NAME: HeaderName = HeaderName::from_static(TOPIC_NAME_HEADER);
 const CALLER_IP: HeaderName = HeaderName::from_static(CALLER_IP_HEADER);
-
-/// The status that, with `Upstash-NonRetryable-Error: true`, tells QStash not to retry.
-pub const NON_RETRYABLE_STATUS: u16 = 489;
 
 /// What QStash says about a delivery in its `Upstash-*` headers.
 ///

@@ -16,7 +16,8 @@ use crate::digest::{body_hash, claimed_digest, digest_matches};
 use crate::error::{Error, ErrorKind};
 use crate::inspect::inspect_unverified;
 use crate::keys::SigningKeys;
-use crate::verify::{self, Subject, Verifier, path_and_query};
+use crate::subject::{self, Subject, path_and_query};
+use crate::verify::{self, Validation, Verifier};
 
 /// One check of a token, in the order the verifier makes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -283,7 +284,7 @@ pub struct SubjectFacts {
 
 /// The result of every check of a token, with hints.
 ///
-/// Made by [`Verifier::diagnose_in_region_at`]. `Display` prints one line per check and the
+/// Made by [`Verifier::diagnose`]. `Display` prints one line per check and the
 /// hints; [`summary`](Self::summary) gives one line for a log.
 ///
 /// # Security
@@ -518,13 +519,11 @@ fn summary_line(error: Option<&Error>, hints: &[Hint]) -> String {
 /// debug log; `None` when the diagnosis does not name the refusal's own error.
 pub(crate) fn token_summary(
     verifier: &Verifier,
-    region: Option<&str>,
     token: &str,
-    subject: Subject<'_>,
-    now: i64,
+    validation: &Validation<'_>,
     kind: ErrorKind,
 ) -> Option<String> {
-    let d = verifier.diagnose_inner(region, token, None, subject, now);
+    let d = verifier.diagnose_inner(token, None, validation);
     d.error()
         .is_some_and(|e| e.kind() == kind)
         .then(|| d.summary())
@@ -546,10 +545,10 @@ const fn key_name(key: MatchedKey) -> &'static str {
 }
 
 impl Verifier {
-    /// Runs every check of `token` over `body` with the keys of `region` at `now` (unix
-    /// seconds), not only up to the first failure, and explains each. The verifier's own rules
-    /// decide each check: [`Diagnosis::is_valid`] is `true` exactly when
-    /// [`Verifier::verify_in_region_at`] accepts, and [`Diagnosis::error`] is its error.
+    /// Runs every check of `token` over `body` against `validation`, not only up to the first
+    /// failure, and explains each. The verifier's own rules decide each check:
+    /// [`Diagnosis::is_valid`] is `true` exactly when [`Verifier::verify`] accepts, and
+    /// [`Diagnosis::error`] is its error.
     ///
     /// Costs more than a verification (it hashes edited copies of the body when the hash does
     /// not match): call it to explain a refusal, not on every request.
@@ -557,36 +556,29 @@ impl Verifier {
     /// # Examples
     ///
     /// ```
-    /// use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
+    /// use qstash_receiver::{Signer, SigningKeys, Subject, Validation, Verifier};
     ///
     /// let verifier = Verifier::new(SigningKeys::new("sig_current", "sig_next")?);
     /// let token = Signer::new("sig_current")?.sign_at("https://example.com/hook", b"{\"a\":1}", 1_000);
-    /// let diagnosis = verifier.diagnose_in_region_at(None, &token, b"{\"a\": 1}", Subject::PathAndQuery("/hook"), 1_000);
+    /// let validation = Validation::new(Subject::PathAndQuery("/hook")).at(1_000);
+    /// let diagnosis = verifier.diagnose(&token, b"{\"a\": 1}", &validation);
     /// assert!(!diagnosis.is_valid());
     /// assert!(diagnosis.to_string().contains("parsed and re-serialized"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
-    pub fn diagnose_in_region_at(
-        &self,
-        region: Option<&str>,
-        token: &str,
-        body: &[u8],
-        subject: Subject<'_>,
-        now: i64,
-    ) -> Diagnosis {
-        self.diagnose_inner(region, token, Some(body), subject, now)
+    pub fn diagnose(&self, token: &str, body: &[u8], validation: &Validation<'_>) -> Diagnosis {
+        self.diagnose_inner(token, Some(body), validation)
     }
 
     /// The diagnosis; with no body (not read yet), the body hash is not checked.
     fn diagnose_inner(
         &self,
-        region: Option<&str>,
         token: &str,
         body: Option<&[u8]>,
-        subject: Subject<'_>,
-        now: i64,
+        validation: &Validation<'_>,
     ) -> Diagnosis {
+        let (region, subject, now) = (validation.region(), validation.subject(), validation.now());
         let ring = self.key_ring();
         let mut d = Diagnosis {
             checks: Vec::with_capacity(8),
@@ -717,11 +709,14 @@ impl Verifier {
         }
         push(&mut d, Step::Window, Some(result), verified);
 
-        let result = verify::check_subject(&raw.sub, subject);
+        let result = subject::check(&raw.sub, subject);
         let (request, whole_url) = match subject {
             Subject::Url(url) => (url, true),
             Subject::PathAndQuery("") => ("/", false),
-            Subject::PathAndQuery(target) => (target, false),
+            Subject::PathAndQuery(target) | Subject::DecodedQuery { path: target, .. } => {
+                (target, false)
+            }
+            Subject::NoHost => ("(no host in the request)", true),
             _ => ("(not checked)", false),
         };
         d.subject = Some(SubjectFacts {
@@ -760,18 +755,6 @@ impl Verifier {
         };
         push(&mut d, Step::BodyHash, Some(result), verified);
         d
-    }
-
-    /// [`diagnose_in_region_at`](Self::diagnose_in_region_at) with the default keys.
-    #[must_use]
-    pub fn diagnose_at(
-        &self,
-        token: &str,
-        body: &[u8],
-        subject: Subject<'_>,
-        now: i64,
-    ) -> Diagnosis {
-        self.diagnose_in_region_at(None, token, body, subject, now)
     }
 }
 

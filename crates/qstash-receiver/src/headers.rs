@@ -9,6 +9,29 @@ use crate::error::{Error, ErrorKind};
 pub const SIGNATURE_HEADER: &str = "upstash-signature";
 /// The `Upstash-Region` header (multi-region accounts).
 pub const REGION_HEADER: &str = "upstash-region";
+/// The `Upstash-Message-Id` header.
+pub const MESSAGE_ID_HEADER: &str = "upstash-message-id";
+/// The `Upstash-Retried` header.
+pub const RETRIED_HEADER: &str = "upstash-retried";
+/// The `Upstash-Schedule-Id` header.
+pub const SCHEDULE_ID_HEADER: &str = "upstash-schedule-id";
+/// The `Upstash-Topic-Name` header (URL group).
+pub const TOPIC_NAME_HEADER: &str = "upstash-topic-name";
+/// The `Upstash-Caller-Ip` header.
+pub const CALLER_IP_HEADER: &str = "upstash-caller-ip";
+/// The `Upstash-NonRetryable-Error` response header: with status 489, QStash stops retrying.
+pub const NON_RETRYABLE_HEADER: &str = "upstash-nonretryable-error";
+/// The status that, with `Upstash-NonRetryable-Error: true`, tells QStash not to retry.
+pub const NON_RETRYABLE_STATUS: u16 = 489;
+
+/// The response header that marks an answer given instead of running the handler:
+/// `X-QStash-Duplicate: true`, on the 200 for a message already handled and on the 409 for
+/// one still in progress.
+///
+/// Not an `Upstash-*` name: that prefix is QStash's own namespace, and QStash already reads
+/// one response header from it (`Upstash-NonRetryable-Error`); a header of ours there could
+/// collide with one QStash defines later.
+pub const DUPLICATE_HEADER: &str = "x-qstash-duplicate";
 
 // Pre-parsed names: a lookup by `&str` parses the name on every call.
 pub(crate) const SIGNATURE_NAME: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
@@ -59,7 +82,7 @@ impl HeaderLookup for HeaderMap {
 }
 
 /// The single `Upstash-Signature` value, visible ASCII: the one rule for the pipeline and for
-/// [`signature_from_headers`](crate::signature_from_headers).
+/// [`Verifier::verify_headers`](crate::Verifier::verify_headers).
 ///
 /// # Errors
 ///

@@ -119,7 +119,8 @@ fn decode_object(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Signer, body_hash};
+    use crate::Signer;
+    use crate::digest::body_hash;
 
     #[test]
     fn reads_what_the_signer_wrote() {

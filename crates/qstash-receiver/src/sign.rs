@@ -11,10 +11,10 @@ use hmac::Mac;
 use http::{HeaderMap, HeaderValue};
 
 use crate::claims::ISSUER;
-use crate::delivery::{MESSAGE_ID_HEADER, RETRIED_HEADER};
 use crate::digest::body_hash;
 use crate::error::ConfigError;
 use crate::headers::SIGNATURE_HEADER;
+use crate::headers::{MESSAGE_ID_HEADER, RETRIED_HEADER};
 use crate::keys::SigningKey;
 use crate::time::unix_now;
 
@@ -31,12 +31,12 @@ const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 /// # Examples
 ///
 /// ```
-/// use qstash_receiver::{Signer, SigningKeys, Subject, Verifier};
+/// use qstash_receiver::{Signer, SigningKeys, Subject, Validation, Verifier};
 ///
 /// let signer = Signer::new("sig_current")?;
 /// let headers = signer.delivery_headers("https://example.com/hook", b"{}", "msg_1", 0);
 /// let verifier = Verifier::new(SigningKeys::new("sig_current", "sig_next")?);
-/// verifier.verify_headers(&headers, b"{}", Subject::Url("https://example.com/hook"))?;
+/// verifier.verify_headers(&headers, b"{}", &Validation::new(Subject::Url("https://example.com/hook")))?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -164,10 +164,10 @@ impl Signer {
         body: &[u8],
         message_id: &str,
         retried: u32,
-    ) -> Result<crate::Verified, crate::Refusal> {
+    ) -> Result<crate::Verified, crate::Answer> {
         let now = unix_now();
         let headers = self.delivery_headers_at(url, body, message_id, retried, now);
-        let target = crate::path_and_query(url).unwrap_or(url);
+        let target = crate::subject::path_and_query(url).unwrap_or(url);
         let receiver = crate::Receiver::new(crate::Verifier::new(crate::SigningKeys::same(
             self.key.clone(),
         )))

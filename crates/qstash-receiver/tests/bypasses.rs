@@ -6,7 +6,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
-use qstash_receiver::{ErrorKind, MatchedKey, Signer, SigningKeys, Subject, Verifier, body_hash};
+use qstash_receiver::{
+    ErrorKind, Signer, SigningKeys, Subject, Validation, Verifier, claims::MatchedKey,
+    digest::body_hash,
+};
 use sha2::Sha256;
 
 const CURRENT: &str = "sig_bypasscurrent";
@@ -518,7 +521,11 @@ fn bypass_table() {
     let mut failures = Vec::new();
     for case in cases() {
         let got = verifier
-            .verify_at(&case.token, &case.body, Subject::Url(URL), NOW)
+            .verify(
+                &case.token,
+                &case.body,
+                &Validation::new(Subject::Url(URL)).at(NOW),
+            )
             .map(|claims| claims.matched_key())
             .map_err(|e| e.kind());
         if got != case.want {
@@ -532,7 +539,11 @@ fn bypass_table() {
 fn errors_never_show_token_or_keys() {
     let verifier = verifier();
     for case in cases() {
-        if let Err(err) = verifier.verify_at(&case.token, &case.body, Subject::Url(URL), NOW) {
+        if let Err(err) = verifier.verify(
+            &case.token,
+            &case.body,
+            &Validation::new(Subject::Url(URL)).at(NOW),
+        ) {
             for text in [err.to_string(), format!("{err:?}")] {
                 assert!(
                     !text.contains(CURRENT) && !text.contains(NEXT),
@@ -558,7 +569,7 @@ fn tolerance_widens_the_window_on_both_sides() {
     let token = Signer::new(CURRENT).unwrap().sign_at(URL, BODY, NOW);
     let at = |now| {
         verifier
-            .verify_at(&token, BODY, Subject::Url(URL), now)
+            .verify(&token, BODY, &Validation::new(Subject::Url(URL)).at(now))
             .map(|_| ())
             .map_err(|e| e.kind())
     };
@@ -569,8 +580,12 @@ fn tolerance_widens_the_window_on_both_sides() {
     // Saturating: a huge tolerance does not overflow.
     let lax = super_lax();
     assert!(
-        lax.verify_at(&token, BODY, Subject::Url(URL), i64::MAX - 1)
-            .is_ok()
+        lax.verify(
+            &token,
+            BODY,
+            &Validation::new(Subject::Url(URL)).at(i64::MAX - 1)
+        )
+        .is_ok()
     );
 }
 
@@ -583,13 +598,13 @@ fn token_bound_is_configurable() {
     let token = Signer::new(CURRENT).unwrap().sign_at(URL, BODY, NOW);
     let tight = verifier().max_token_bytes(token.len() - 1);
     let err = tight
-        .verify_at(&token, BODY, Subject::Url(URL), NOW)
+        .verify(&token, BODY, &Validation::new(Subject::Url(URL)).at(NOW))
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TokenTooLong);
     let exact = verifier().max_token_bytes(token.len());
     assert!(
         exact
-            .verify_at(&token, BODY, Subject::Url(URL), NOW)
+            .verify(&token, BODY, &Validation::new(Subject::Url(URL)).at(NOW))
             .is_ok()
     );
 }
@@ -602,7 +617,7 @@ fn headers_convenience_refuses_zero_or_two_signatures() {
     let mut headers = HeaderMap::new();
     let check = |h: &HeaderMap| {
         verifier
-            .verify_headers_at(h, BODY, Subject::Url(URL), NOW)
+            .verify_headers(h, BODY, &Validation::new(Subject::Url(URL)).at(NOW))
             .map(|_| ())
             .map_err(|e| e.kind())
     };
@@ -638,7 +653,7 @@ fn region_header_selects_region_keys() {
     };
     let check = |h: &HeaderMap| {
         verifier
-            .verify_headers_at(h, BODY, Subject::Url(URL), NOW)
+            .verify_headers(h, BODY, &Validation::new(Subject::Url(URL)).at(NOW))
             .map(|c| c.matched_key())
             .map_err(|e| e.kind())
     };
@@ -670,11 +685,10 @@ fn region_header_selects_region_keys() {
         SigningKeys::new("sig_eu_current", "sig_eu_next").unwrap(),
     ));
     let err = eu_only
-        .verify_headers_at(
+        .verify_headers(
             &headers(CURRENT, Some("US-EAST-1")),
             BODY,
-            Subject::Url(URL),
-            NOW,
+            &Validation::new(Subject::Url(URL)).at(NOW),
         )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoSigningKeys);
@@ -694,11 +708,10 @@ fn a_token_for_an_8_kib_url_verifies() {
         qstash_receiver::SigningKeys::new(CURRENT, "sig_next_key_for_the_test").unwrap(),
     );
     let claims = verifier
-        .verify_at(
+        .verify(
             &token,
             BODY,
-            qstash_receiver::Subject::PathAndQuery(&path),
-            NOW,
+            &Validation::new(qstash_receiver::Subject::PathAndQuery(&path)).at(NOW),
         )
         .unwrap();
     assert_eq!(claims.subject(), url);

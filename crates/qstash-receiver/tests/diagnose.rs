@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use qstash_receiver::{
-    ErrorKind, Hint, KeyRing, MatchedKey, Signer, SigningKeys, Subject, Verifier, body_hash,
+    ErrorKind, KeyRing, Signer, SigningKeys, Subject, Validation, Verifier, claims::MatchedKey,
+    diagnose::Hint, digest::body_hash,
 };
 
 const URL: &str = "https://app.example.com/api/hook?team=1";
@@ -28,8 +29,16 @@ fn agree(
     subject: Subject<'_>,
     now: i64,
 ) -> Option<ErrorKind> {
-    let verdict = verifier.verify_in_region_at(region, token, body, subject, now);
-    let diagnosis = verifier.diagnose_in_region_at(region, token, body, subject, now);
+    let verdict = verifier.verify(
+        token,
+        body,
+        &Validation::new(subject).in_region(region).at(now),
+    );
+    let diagnosis = verifier.diagnose(
+        token,
+        body,
+        &Validation::new(subject).in_region(region).at(now),
+    );
     assert_eq!(
         diagnosis.is_valid(),
         verdict.is_ok(),
@@ -229,11 +238,10 @@ fn a_table_of_mutations_agrees_with_the_verifier() {
 fn every_check_is_reported_not_only_the_first() {
     let v = verifier();
     let token = sign("sig_current", b"hi", NOW);
-    let d = v.diagnose_at(
+    let d = v.diagnose(
         &token,
         b"ho",
-        Subject::Url("https://other.example/"),
-        NOW + 1000,
+        &Validation::new(Subject::Url("https://other.example/")).at(NOW + 1000),
     );
     let failed: Vec<_> = d
         .checks()
@@ -241,12 +249,16 @@ fn every_check_is_reported_not_only_the_first() {
         .filter(|c| c.failed())
         .map(|c| c.step())
         .collect();
-    use qstash_receiver::Step;
+    use qstash_receiver::diagnose::Step;
     assert_eq!(failed, [Step::Window, Step::Subject, Step::BodyHash]);
     assert_eq!(d.window().unwrap().skew(), 1000 - 300 - 5);
     assert_eq!(d.matched_key(), Some(MatchedKey::Current));
     // After a MAC mismatch the later checks are read, unverified.
-    let d = v.diagnose_at(&sign("sig_x", b"hi", NOW), b"ho", Subject::Url(URL), NOW);
+    let d = v.diagnose(
+        &sign("sig_x", b"hi", NOW),
+        b"ho",
+        &Validation::new(Subject::Url(URL)).at(NOW),
+    );
     let body = d.checks().last().unwrap();
     assert!(body.failed() && !body.is_verified());
     assert!(d.to_string().contains("body hash  would fail"), "{d}");
@@ -258,7 +270,7 @@ fn hints_say_what_to_change() {
     let json = br#"{"a":1,"b":[true]}"#;
     let token = sign("sig_current", json, NOW);
     let hint = |body: &[u8]| {
-        v.diagnose_at(&token, body, Subject::Url(URL), NOW)
+        v.diagnose(&token, body, &Validation::new(Subject::Url(URL)).at(NOW))
             .hints()
             .to_vec()
     };
@@ -267,22 +279,24 @@ fn hints_say_what_to_change() {
     assert!(hint(b"{\"a\":2}").contains(&Hint::BodyNotRaw));
     let pretty = serde_json::to_vec_pretty(&serde_json::json!({"a": 1})).unwrap();
     let token = sign("sig_current", &pretty, NOW);
-    let d = v.diagnose_at(&token, br#"{"a":1}"#, Subject::Url(URL), NOW);
+    let d = v.diagnose(
+        &token,
+        br#"{"a":1}"#,
+        &Validation::new(Subject::Url(URL)).at(NOW),
+    );
     assert!(d.hints().contains(&Hint::BodyReserializedPretty), "{d}");
     let token = sign("sig_current", b"a\n", NOW);
-    let d = v.diagnose_at(&token, b"a", Subject::Url(URL), NOW);
+    let d = v.diagnose(&token, b"a", &Validation::new(Subject::Url(URL)).at(NOW));
     assert!(d.hints().contains(&Hint::BodyNewlineRemoved), "{d}");
 
     // Another region's keys.
     let ring = KeyRing::new(SigningKeys::new("sig_current", "sig_next").unwrap())
         .with_region("US_EAST_1", SigningKeys::new("sig_us", "sig_us2").unwrap());
     let v2 = Verifier::new(ring);
-    let d = v2.diagnose_in_region_at(
-        None,
+    let d = v2.diagnose(
         &sign("sig_us", b"x", NOW),
         b"x",
-        Subject::Url(URL),
-        NOW,
+        &Validation::new(Subject::Url(URL)).at(NOW),
     );
     assert!(
         d.hints().contains(&Hint::OtherRegion("US_EAST_1".into())),
@@ -301,7 +315,7 @@ fn hints_say_what_to_change() {
     )
     .unwrap();
     let d = v
-        .diagnose_at(&token, b"x", Subject::Url(URL), NOW)
+        .diagnose(&token, b"x", &Validation::new(Subject::Url(URL)).at(NOW))
         .with_key_text(&token, "sig_current", "sig_next");
     assert_eq!(
         d.hints().first(),
@@ -310,18 +324,21 @@ fn hints_say_what_to_change() {
     );
 
     // The dev keys, a proxy rewrite, a pasted token.
-    let dev = sign(qstash_receiver::DEV_CURRENT_SIGNING_KEY, b"x", NOW);
-    let d = v.diagnose_at(&dev, b"x", Subject::Url(URL), NOW);
+    let dev = sign(qstash_receiver::keys::DEV_CURRENT_SIGNING_KEY, b"x", NOW);
+    let d = v.diagnose(&dev, b"x", &Validation::new(Subject::Url(URL)).at(NOW));
     assert!(d.hints().contains(&Hint::DevKeys), "{d}");
     let token = sign("sig_current", b"x", NOW);
-    let d = v.diagnose_at(
+    let d = v.diagnose(
         &token,
         b"x",
-        Subject::Url("http://10.0.0.7:8080/api/hook?team=1"),
-        NOW,
+        &Validation::new(Subject::Url("http://10.0.0.7:8080/api/hook?team=1")).at(NOW),
     );
     assert_eq!(d.hints(), [Hint::ProxyRewrite]);
-    let d = v.diagnose_at(&format!("Bearer {token}"), b"x", Subject::Url(URL), NOW);
+    let d = v.diagnose(
+        &format!("Bearer {token}"),
+        b"x",
+        &Validation::new(Subject::Url(URL)).at(NOW),
+    );
     assert!(d.hints().contains(&Hint::TokenBearer), "{d}");
 }
 

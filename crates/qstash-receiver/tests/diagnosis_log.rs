@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use qstash_receiver::{
-    Clock, ErrorKind, LOG_TARGET, Receiver, RequestHead, Signer, SigningKeys, Verifier,
+    Clock, ErrorKind, Receiver, RequestHead, Signer, SigningKeys, Verifier, receive::LOG_TARGET,
 };
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -52,7 +52,7 @@ fn receiver() -> Receiver {
     .clock(Clock::fixed(1_000))
 }
 
-fn refuse(key: &str, body: &[u8]) -> qstash_receiver::Refusal {
+fn refuse(key: &str, body: &[u8]) -> qstash_receiver::receive::Refusal {
     let headers = Signer::new(key)
         .unwrap()
         .delivery_headers_at(URL, BODY, "msg_1", 0, 1_000);
@@ -77,7 +77,7 @@ fn refusals_are_diagnosed_only_at_debug() {
         assert!(!summary.contains("\"a\""), "the body leaks: {summary}");
         refusal.log();
 
-        let refusal = refuse(qstash_receiver::DEV_CURRENT_SIGNING_KEY, BODY);
+        let refusal = refuse(qstash_receiver::keys::DEV_CURRENT_SIGNING_KEY, BODY);
         let summary = refusal.diagnosis().unwrap();
         assert!(summary.contains("[invalid_signature]"), "{summary}");
         assert!(summary.contains("dev-server keys"), "{summary}");

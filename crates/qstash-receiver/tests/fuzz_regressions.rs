@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed expectation should fail the test
 
-use qstash_receiver::{Callback, CallbackError};
+use qstash_receiver::{Callback, Validation, callback::CallbackError};
 
 /// Target `callback`: the documented callback with two field names garbled and four bytes
 /// that are not UTF-8 inside the string of one of those (now unknown) fields. `serde_json`
@@ -20,7 +20,7 @@ fn callback_with_non_utf8_bytes_in_an_ignored_field_is_refused() {
 /// that are not UTF-8, read through the general JSON path.
 #[test]
 fn claims_with_non_utf8_bytes_in_an_ignored_claim_are_refused() {
-    use qstash_receiver::{ErrorKind, Signer, SigningKeys, Subject, Verifier, body_hash};
+    use qstash_receiver::{ErrorKind, Signer, SigningKeys, Subject, Verifier, digest::body_hash};
     let claims = format!(
         "{{\"aud\":\"\x00\",\"body\":\"{}\",\"exp\":1700000300,\"iat\":1700000000,\"iss\":\"Upstash\",\"jti\":\"jwt_1\",\"nbf\":1700000000,\"sub\":\"https://a.example/\"}}",
         body_hash(b"b")
@@ -31,7 +31,11 @@ fn claims_with_non_utf8_bytes_in_an_ignored_claim_are_refused() {
     let token = Signer::new("sig_a").unwrap().sign_claims(&bytes);
     let verifier = Verifier::new(SigningKeys::new("sig_a", "sig_b").unwrap());
     let err = verifier
-        .verify_at(&token, b"b", Subject::DangerouslySkipCheck, 1_700_000_000)
+        .verify(
+            &token,
+            b"b",
+            &Validation::new(Subject::DangerouslySkipCheck).at(1_700_000_000),
+        )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidClaims);
 }

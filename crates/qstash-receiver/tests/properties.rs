@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use qstash_receiver::{ErrorKind, Signer, SigningKeys, Subject, Verifier, body_hash};
+use qstash_receiver::{
+    ErrorKind, Signer, SigningKeys, Subject, Validation, Verifier, digest::body_hash,
+};
 
 const CURRENT: &str = "sig_propcurrent";
 const NEXT: &str = "sig_propnext";
@@ -47,15 +49,15 @@ proptest! {
         let key = if next { NEXT } else { CURRENT };
         let token = Signer::new(key).unwrap().sign_at(&url, &body, ISSUED);
         let now = ISSUED + offset;
-        let claims = verifier(tolerance).verify_at(&token, &body, Subject::Url(&url), now).unwrap();
+        let claims = verifier(tolerance).verify(&token, &body, &Validation::new(Subject::Url(&url)).at(now)).unwrap();
         prop_assert_eq!(claims.subject(), url.as_str());
         prop_assert_eq!(claims.body_hash(), body_hash(&body));
-        let target = qstash_receiver::path_and_query(&url).unwrap();
-        prop_assert!(verifier(tolerance).verify_at(&token, &body, Subject::PathAndQuery(target), now).is_ok());
+        let target = qstash_receiver::subject::path_and_query(&url).unwrap();
+        prop_assert!(verifier(tolerance).verify(&token, &body, &Validation::new(Subject::PathAndQuery(target)).at(now)).is_ok());
         // The tolerance stretches both ends.
         let t = i64::try_from(tolerance).unwrap();
-        prop_assert!(verifier(tolerance).verify_at(&token, &body, Subject::Url(&url), ISSUED - t).is_ok());
-        prop_assert!(verifier(tolerance).verify_at(&token, &body, Subject::Url(&url), ISSUED + 299 + t).is_ok());
+        prop_assert!(verifier(tolerance).verify(&token, &body, &Validation::new(Subject::Url(&url)).at(ISSUED - t)).is_ok());
+        prop_assert!(verifier(tolerance).verify(&token, &body, &Validation::new(Subject::Url(&url)).at(ISSUED + 299 + t)).is_ok());
     }
 
     #[test]
@@ -68,9 +70,9 @@ proptest! {
         let token = Signer::new(CURRENT).unwrap().sign_at(url, b"b", ISSUED);
         let t = i64::try_from(tolerance).unwrap();
         let v = verifier(tolerance);
-        let early = v.verify_at(&token, b"b", Subject::Url(url), ISSUED - t - before).unwrap_err();
+        let early = v.verify(&token, b"b", &Validation::new(Subject::Url(url)).at(ISSUED - t - before)).unwrap_err();
         prop_assert_eq!(early.kind(), ErrorKind::NotYetValid);
-        let late = v.verify_at(&token, b"b", Subject::Url(url), ISSUED + 300 + t + after).unwrap_err();
+        let late = v.verify(&token, b"b", &Validation::new(Subject::Url(url)).at(ISSUED + 300 + t + after)).unwrap_err();
         prop_assert_eq!(late.kind(), ErrorKind::Expired);
     }
 
@@ -87,7 +89,7 @@ proptest! {
         prop_assume!(bytes[i] != replacement);
         bytes[i] = replacement;
         let tampered = String::from_utf8_lossy(&bytes);
-        let result = verifier(0).verify_at(&tampered, &body, Subject::Url(url), ISSUED);
+        let result = verifier(0).verify(&tampered, &body, &Validation::new(Subject::Url(url)).at(ISSUED));
         prop_assert!(result.is_err(), "accepted a token changed at byte {i}");
     }
 
@@ -104,7 +106,7 @@ proptest! {
         let v = verifier(0);
         let mut other_body = body.clone();
         other_body[body_index.index(body.len())] ^= flip;
-        let err = v.verify_at(&token, &other_body, Subject::Url(&url), ISSUED).unwrap_err();
+        let err = v.verify(&token, &other_body, &Validation::new(Subject::Url(&url)).at(ISSUED)).unwrap_err();
         prop_assert_eq!(err.kind(), ErrorKind::BodyHashMismatch);
 
         let mut other_url: Vec<char> = url.chars().collect();
@@ -113,7 +115,7 @@ proptest! {
         prop_assume!(other_url[i] != c);
         other_url[i] = c;
         let other_url: String = other_url.into_iter().collect();
-        let err = v.verify_at(&token, &body, Subject::Url(&other_url), ISSUED).unwrap_err();
+        let err = v.verify(&token, &body, &Validation::new(Subject::Url(&other_url)).at(ISSUED)).unwrap_err();
         prop_assert_eq!(err.kind(), ErrorKind::SubjectMismatch);
     }
 }
@@ -173,7 +175,7 @@ proptest! {
         // Stay clear of the edges: nbf - t and exp + t.
         prop_assume!((age + t).abs() > 2 && (age - 300 - t).abs() > 2);
         let token = Signer::new(key).unwrap().sign_at(&url, &body, now - age);
-        let ours = verifier(tolerance).verify(&token, &body, Subject::Url(&url)).is_ok();
+        let ours = verifier(tolerance).verify(&token, &body, &Validation::new(Subject::Url(&url))).is_ok();
         let theirs = oracle::either_key(&token, &body, &url, tolerance);
         prop_assert_eq!(ours, theirs, "age {} tolerance {} key {}", age, tolerance, key);
     }
@@ -193,7 +195,7 @@ proptest! {
         prop_assume!(bytes[i] != replacement);
         bytes[i] = replacement;
         let tampered = String::from_utf8(bytes).unwrap();
-        let ours = verifier(0).verify(&tampered, &body, Subject::Url(url)).is_ok();
+        let ours = verifier(0).verify(&tampered, &body, &Validation::new(Subject::Url(url))).is_ok();
         let theirs = oracle::either_key(&tampered, &body, url, 0);
         prop_assert_eq!(ours, theirs, "byte {}", i);
         prop_assert!(!ours);
@@ -218,7 +220,7 @@ fn oracle_agrees_on_real_tokens() {
         let ours = Verifier::new(SigningKeys::new(&v.current_key, &v.next_key).unwrap()).verify(
             &v.token,
             v.body.as_bytes(),
-            Subject::Url(url),
+            &Validation::new(Subject::Url(url)),
         );
         assert_eq!(ours.unwrap_err().kind(), ErrorKind::Expired);
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);

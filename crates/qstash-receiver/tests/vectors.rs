@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use qstash_receiver::{ErrorKind, SigningKeys, Subject, Verifier};
+use qstash_receiver::{ErrorKind, SigningKeys, Subject, Validation, Verifier};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -51,7 +51,11 @@ fn every_real_token_verifies_or_fails_for_the_recorded_reason() {
             .url
             .as_deref()
             .map_or(Subject::DangerouslySkipCheck, Subject::Url);
-        let got = verifier.verify_at(&v.token, v.body.as_bytes(), subject, v.now);
+        let got = verifier.verify(
+            &v.token,
+            v.body.as_bytes(),
+            &Validation::new(subject).at(v.now),
+        );
         match (expected_kind(&v.expect), got) {
             (None, Ok(claims)) => {
                 if let Some(url) = &v.url {
@@ -70,13 +74,12 @@ fn real_tokens_verify_by_path_and_query_too() {
         let Some(url) = &v.url else { continue };
         let keys = SigningKeys::new(&v.current_key, &v.next_key).unwrap();
         let verifier = Verifier::new(keys).clock_tolerance(Duration::from_secs(v.tolerance_secs));
-        let target = qstash_receiver::path_and_query(url).unwrap();
+        let target = qstash_receiver::subject::path_and_query(url).unwrap();
         verifier
-            .verify_at(
+            .verify(
                 &v.token,
                 v.body.as_bytes(),
-                Subject::PathAndQuery(target),
-                v.now,
+                &Validation::new(Subject::PathAndQuery(target)).at(v.now),
             )
             .unwrap_or_else(|e| panic!("{}: {e}", v.name));
     }
@@ -86,17 +89,16 @@ fn real_tokens_verify_by_path_and_query_too() {
 fn real_tokens_verify_with_either_key_order() {
     // Whichever key signed a real token, swapping current and next must flip which one matched:
     // a rotation in the console never drops a delivery.
-    use qstash_receiver::MatchedKey::{Current, Next};
+    use qstash_receiver::claims::MatchedKey::{Current, Next};
     for v in vectors().iter().filter(|v| v.expect == "ok") {
         let check = |current: &str, next: &str| {
             let verifier = Verifier::new(SigningKeys::new(current, next).unwrap())
                 .clock_tolerance(Duration::from_secs(v.tolerance_secs));
             verifier
-                .verify_at(
+                .verify(
                     &v.token,
                     v.body.as_bytes(),
-                    Subject::DangerouslySkipCheck,
-                    v.now,
+                    &Validation::new(Subject::DangerouslySkipCheck).at(v.now),
                 )
                 .unwrap_or_else(|e| panic!("{}: {e}", v.name))
                 .matched_key()
@@ -116,11 +118,10 @@ fn real_tokens_fail_with_unrelated_keys() {
     let verifier = Verifier::new(SigningKeys::dev());
     for v in vectors() {
         let err = verifier
-            .verify_at(
+            .verify(
                 &v.token,
                 v.body.as_bytes(),
-                Subject::DangerouslySkipCheck,
-                v.now,
+                &Validation::new(Subject::DangerouslySkipCheck).at(v.now),
             )
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidSignature, "{}", v.name);

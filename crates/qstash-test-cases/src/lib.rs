@@ -21,7 +21,8 @@ mod logs;
 use std::time::Duration;
 
 use qstash_receiver::{
-    Clock, LogLevel, PayloadErrorStatus, Receiver, Signer, SigningKeys, SubjectPolicy, Verifier,
+    Clock, Receiver, Signer, SigningKeys, Verifier, receive::LogLevel, receive::PayloadErrorStatus,
+    subject::SubjectPolicy,
 };
 
 pub use logs::{LogCapture, Logged};
@@ -413,7 +414,7 @@ pub fn cases(now: i64) -> Vec<Case> {
     let nbf_zero = current.sign_claims(
         format!(
             r#"{{"aud":"","body":"{}","exp":{},"iat":{now},"iss":"Upstash","jti":"jwt_nbf0","nbf":0,"sub":"{route_url}"}}"#,
-            qstash_receiver::body_hash(&body),
+            qstash_receiver::digest::body_hash(&body),
             now + 300
         )
         .as_bytes(),
@@ -926,7 +927,7 @@ pub fn cases(now: i64) -> Vec<Case> {
         &big,
         Exact,
         Expect {
-            retry_after: Some(qstash_receiver::BUSY_RETRY_AFTER_SECS),
+            retry_after: Some(qstash_receiver::receive::BUSY_RETRY_AFTER_SECS),
             ..Expect::refused(503, "busy", "receiver busy, retry later", Warn).closing()
         },
     );

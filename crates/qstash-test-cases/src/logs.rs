@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use qstash_receiver::{LOG_TARGET, LogLevel};
+use qstash_receiver::{receive::LOG_TARGET, receive::LogLevel};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;

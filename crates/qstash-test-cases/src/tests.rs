@@ -3,7 +3,7 @@
 
 use super::*;
 use bytes_free::to_header_map;
-use qstash_receiver::{BodyFailure, Refusal, RequestHead, Subject};
+use qstash_receiver::{RequestHead, Subject, Validation, receive::BodyFailure, receive::Refusal};
 
 mod bytes_free {
     pub(super) fn to_header_map(pairs: &[(String, Vec<u8>)]) -> http::HeaderMap {
@@ -105,11 +105,10 @@ fn every_setup_is_used_and_signature_cases_agree_with_the_verifier() {
             .collect();
         let verified = match signatures.as_slice() {
             [(_, token)] => verifier
-                .verify_at(
+                .verify(
                     std::str::from_utf8(token).unwrap(),
                     &case.body,
-                    Subject::PathAndQuery(&case.target),
-                    now,
+                    &Validation::new(Subject::PathAndQuery(&case.target)).at(now),
                 )
                 .is_ok(),
             _ => false,

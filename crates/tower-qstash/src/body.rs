@@ -10,7 +10,7 @@ use bytes::{Buf as _, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use qstash_receiver::BodyFailure;
+use qstash_receiver::receive::BodyFailure;
 
 use crate::deadline::Deadline;
 

@@ -10,7 +10,8 @@ use std::marker::PhantomData;
 use axum_core::extract::{FromRef, FromRequest, Request};
 use bytes::Bytes;
 use qstash_receiver::{
-    Callback, CallbackError, Claims, Delivery, Receiver, Refusal, Verified, Verifier,
+    Callback, Claims, Delivery, Receiver, Verified, Verifier, callback::CallbackError,
+    receive::Refusal,
 };
 use serde::de::DeserializeOwned;
 
@@ -151,7 +152,7 @@ where
 /// Refusals are the core's (see [`Refusal`]): 401 for a missing or invalid signature, 413 for
 /// a body over the limit, …, and, once the signature is valid, 489 with
 /// `Upstash-NonRetryable-Error: true` (or 422, see
-/// [`PayloadErrorStatus`](qstash_receiver::PayloadErrorStatus)) for a body that is not a `T`.
+/// [`PayloadErrorStatus`](qstash_receiver::receive::PayloadErrorStatus)) for a body that is not a `T`.
 ///
 /// `K` says where the [`Receiver`] comes from when no [`QStashLayer`](crate::QStashLayer)
 /// verified the request first: by default from the state; [`Layered`] for routes behind the

@@ -4,7 +4,7 @@
 use http::Uri;
 use http::request::Parts;
 use http_body::Body;
-use qstash_receiver::{Admission, Receiver, Refusal, RequestHead};
+use qstash_receiver::{Admission, Receiver, RequestHead, receive::Refusal};
 
 /// Step 1 of the pipeline for `parts`, before any byte of `body` is read.
 pub(crate) fn check<B: Body>(

@@ -19,7 +19,7 @@
 use http::request::Parts;
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
-use qstash_receiver::{HeaderLookup, RequestHead, RequestTarget};
+use qstash_receiver::{RequestHead, headers::HeaderLookup, receive::RequestTarget};
 
 /// What the subject check compares `sub` with for a Lambda event: the public path, the query
 /// (raw, or as decoded pairs where the event keeps no raw query) and the API's origin.
@@ -380,7 +380,7 @@ mod tests {
     /// The target through the core's pipeline, as the layer hands it over.
     #[test]
     fn the_head_passes_the_pipeline() {
-        use qstash_receiver::{Receiver, Signer, SigningKeys, SubjectPolicy, Verifier};
+        use qstash_receiver::{Receiver, Signer, SigningKeys, Verifier, subject::SubjectPolicy};
 
         let receiver = Receiver::new(Verifier::new(SigningKeys::new("sig_a", "sig_b").unwrap()));
         let signer = Signer::new("sig_a").unwrap();

@@ -31,7 +31,7 @@ pub(crate) fn answer(answer: Answer) -> Response<Bytes> {
 #[derive(Clone)]
 #[cfg(feature = "axum")]
 pub(crate) struct VerifiedByLayer {
-    pub(crate) rest: qstash_receiver::VerifiedRest,
+    pub(crate) rest: qstash_receiver::receive::VerifiedRest,
 }
 
 /// A [`Layer`] that runs QStash's receiving pipeline ([`Receiver`]) before the inner service
@@ -45,7 +45,7 @@ pub(crate) struct VerifiedByLayer {
 /// # Examples
 ///
 /// ```
-/// use qstash_receiver::{Receiver, SigningKeys, SubjectPolicy, Verifier};
+/// use qstash_receiver::{Receiver, SigningKeys, subject::SubjectPolicy, Verifier};
 /// use tower_qstash::QStashLayer;
 ///
 /// let receiver = Receiver::new(Verifier::new(SigningKeys::new("sig_current", "sig_next")?))

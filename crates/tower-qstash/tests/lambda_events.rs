@@ -19,7 +19,7 @@ use bytes::Bytes;
 use events::{Kind, event};
 use http_body_util::BodyExt as _;
 use qstash_receiver::{
-    NON_RETRYABLE_HEADER, Receiver, Signer, SigningKeys, SubjectPolicy, Verifier,
+    Receiver, Signer, SigningKeys, Verifier, headers::NON_RETRYABLE_HEADER, subject::SubjectPolicy,
 };
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt as _;
@@ -80,7 +80,7 @@ async fn webhook(
     }: QStash<Order, Layered>,
 ) -> Response {
     if payload.order == 0 {
-        let status = StatusCode::from_u16(qstash_receiver::NON_RETRYABLE_STATUS).unwrap();
+        let status = StatusCode::from_u16(qstash_receiver::headers::NON_RETRYABLE_STATUS).unwrap();
         return (
             status,
             [(NON_RETRYABLE_HEADER, "true")],

@@ -24,8 +24,9 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use qstash_receiver::{
-    Claims, Delivery, NON_RETRYABLE_HEADER, PayloadErrorStatus, Receiver, Refusal, Signer,
-    SigningKeys, SubjectPolicy, Verifier,
+    Claims, Delivery, Receiver, Signer, SigningKeys, Validation, Verifier,
+    headers::NON_RETRYABLE_HEADER, receive::PayloadErrorStatus, receive::Refusal,
+    subject::SubjectPolicy,
 };
 use qstash_test_cases::{
     BASE_URL, CURRENT_KEY, LIMIT, ROUTE, ROUTE_PATH, cases, check, padded_order,
@@ -658,7 +659,7 @@ async fn extractors_can_be_built_for_handler_unit_tests() {
         .verify_headers(
             &headers,
             body,
-            qstash_receiver::Subject::PathAndQuery("/api/callback"),
+            &Validation::new(qstash_receiver::Subject::PathAndQuery("/api/callback")),
         )
         .unwrap();
     let delivery = Delivery::from_headers(&headers).unwrap();

@@ -19,7 +19,7 @@ use common::{
     ANSWER_WITHIN, Calls, Connection, RawClient, chunked, full, request_head, serve, table_receiver,
 };
 use http::{HeaderMap, StatusCode};
-use qstash_receiver::{Receiver, Signer, SigningKeys, SubjectPolicy, Verifier};
+use qstash_receiver::{Receiver, Signer, SigningKeys, Verifier, subject::SubjectPolicy};
 use qstash_test_cases::{
     BASE_URL, CURRENT_KEY, LIMIT, Order, ROUTE, ROUTE_PATH, handled_body, padded_order,
 };

@@ -11,7 +11,7 @@ mod common;
 use axum::body::Body;
 use common::{Calls, now, table_receiver, table_request};
 use http::Request;
-use qstash_receiver::LOG_TARGET;
+use qstash_receiver::receive::LOG_TARGET;
 use qstash_test_cases::{CURRENT_KEY, LogCapture, NEXT_KEY, check_logs};
 use tower::ServiceExt as _;
 use tower_qstash::QStashLayer;

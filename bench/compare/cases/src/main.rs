@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
-use qstash_receiver::{Signer, SigningKeys, Subject, Verifier, body_hash};
+use qstash_receiver::{Signer, SigningKeys, Subject, Validation, Verifier, digest::body_hash};
 use serde::{Deserialize, Serialize};
 use sha2::{Sha256, Sha384, Sha512};
 
@@ -778,7 +778,7 @@ fn check(cases: &[Case]) -> Vec<Verdict> {
                 .url
                 .as_deref()
                 .map_or(Subject::DangerouslySkipCheck, Subject::Url);
-            let (verdict, detail) = match verifier.verify_at(&case.token, &body, subject, case.now)
+            let (verdict, detail) = match verifier.verify(&case.token, &body, &Validation::new(subject).at(case.now))
             {
                 Ok(_) => ("ok", String::new()),
                 Err(e) => ("reject", e.kind().as_str().to_owned()),
@@ -889,7 +889,7 @@ fn main() {
                 opt("out"),
                 &CheckOutput {
                     implementation: "qstash-receiver (this repo)".to_owned(),
-                    clock: "injected (verify_at)".to_owned(),
+                    clock: "injected (`Validation::at`)".to_owned(),
                     results: check(&cases),
                 },
             );
@@ -902,17 +902,13 @@ fn main() {
                 Verifier::new(SigningKeys::new(&bench.current_key, &bench.next_key).expect("keys"));
             // Same call as a server makes: the system clock, the whole URL compared.
             verifier
-                .verify(&bench.token, &body, Subject::Url(&bench.url))
+                .verify(&bench.token, &body, &Validation::new(Subject::Url(&bench.url)))
                 .expect("the bench token verifies");
             let millis = opts
                 .get("millis")
                 .map_or(3000, |m| m.parse().expect("--millis"));
             let timing = time_it("qstash-receiver (this repo)", millis, || {
-                let claims = verifier.verify(
-                    black_box(&bench.token),
-                    black_box(&body),
-                    Subject::Url(&bench.url),
-                );
+                let claims = verifier.verify(black_box(&bench.token), black_box(&body), &Validation::new(Subject::Url(&bench.url)));
                 black_box(claims.is_ok());
             });
             write_json(opt("out"), &timing);

@@ -329,8 +329,8 @@ pub fn with_logs<F: std::future::Future>(id: &str, fut: F) -> (F::Output, Vec<Lo
         .into_iter()
         .map(|e| Logged {
             level: match e.level {
-                qstash_receiver::LogLevel::Debug => tracing::Level::DEBUG,
-                qstash_receiver::LogLevel::Warn => tracing::Level::WARN,
+                qstash_receiver::receive::LogLevel::Debug => tracing::Level::DEBUG,
+                qstash_receiver::receive::LogLevel::Warn => tracing::Level::WARN,
                 _ => tracing::Level::ERROR,
             },
             fields: e.fields,

@@ -126,7 +126,7 @@ impl PgInboxBuilder {
 
     /// How many bytes of a handler's body are stored for replay. Defaults to
     /// [`DEFAULT_REPLAY_BODY_LIMIT`] (4 KiB).
-    /// A replay carries at most [`MAX_REPLAYED_BODY`](qstash_receiver::MAX_REPLAYED_BODY)
+    /// A replay carries at most [`MAX_REPLAYED_BODY`](qstash_receiver::receive::MAX_REPLAYED_BODY)
     /// (64 KiB) of it.
     pub const fn replay_body_limit(mut self, bytes: usize) -> Self {
         self.replay_body_limit = bytes;

@@ -10,14 +10,14 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
-use qstash_receiver::{Claims, Delivery, Signer, SigningKeys, Subject, Verifier};
+use qstash_receiver::{Claims, Delivery, Signer, SigningKeys, Subject, Validation, Verifier};
 
 /// The URL the test deliveries are signed for.
 pub const URL: &str = "http://127.0.0.1/qstash";
 pub const PATH: &str = "/qstash";
 
 pub fn signer() -> Signer {
-    Signer::new(qstash_receiver::DEV_CURRENT_SIGNING_KEY).unwrap()
+    Signer::new(qstash_receiver::keys::DEV_CURRENT_SIGNING_KEY).unwrap()
 }
 
 pub fn verifier() -> Verifier {
@@ -32,7 +32,7 @@ pub fn delivery_headers(id: &str, retried: u32, body: &[u8]) -> HeaderMap {
 /// What the QStash verification puts in the request extensions for these headers.
 pub fn verify(headers: &HeaderMap, body: &[u8]) -> (Delivery, Claims) {
     let claims = verifier()
-        .verify_headers(headers, body, Subject::PathAndQuery(PATH))
+        .verify_headers(headers, body, &Validation::new(Subject::PathAndQuery(PATH)))
         .unwrap();
     (Delivery::from_headers(headers).unwrap(), claims)
 }
@@ -61,9 +61,11 @@ pub async fn verify_layer(request: Request, next: Next) -> Response {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let Ok(claims) =
-        verifier().verify_headers(&parts.headers, &bytes, Subject::PathAndQuery(target))
-    else {
+    let Ok(claims) = verifier().verify_headers(
+        &parts.headers,
+        &bytes,
+        &Validation::new(Subject::PathAndQuery(target)),
+    ) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     let Ok(delivery) = Delivery::from_headers(&parts.headers) else {

@@ -66,7 +66,7 @@ fn start() -> Option<PgServer> {
         let dir = std::env::temp_dir().join(format!(
             "qstash-dedupe-pg-{}-{}",
             std::process::id(),
-            qstash_receiver::new_id("")
+            qstash_receiver::sign::new_id("")
         ));
         let mut command = if is_root() {
             // initdb refuses to run as root.

@@ -76,7 +76,7 @@ impl RedisServer {
         let dir = std::env::temp_dir().join(format!(
             "qstash-dedupe-redis-{}-{}",
             std::process::id(),
-            qstash_receiver::new_id("")
+            qstash_receiver::sign::new_id("")
         ));
         std::fs::create_dir_all(&dir).unwrap();
         Self::spawn(Some(dir))

@@ -12,7 +12,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use qstash_local::LocalQStash;
-use qstash_receiver::{SigningKeys, Subject, Verifier};
+use qstash_receiver::{SigningKeys, Subject, Validation, Verifier, headers};
 
 /// 2026-01-01T00:00:00Z, a Thursday, on a whole hour: cron times are easy to read from it.
 pub const START_MS: u64 = 1_767_225_600_000;
@@ -124,8 +124,10 @@ pub async fn qstash() -> LocalQStash {
 
 /// Checks a delivery's token with the core verifier (dev keys) for `url`.
 pub fn assert_signed_for(seen: &Seen, url: &str) {
+    let token = headers::signature(&seen.headers).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let validation = Validation::new(Subject::Url(url)).in_region(headers::region(&seen.headers));
     Verifier::new(SigningKeys::dev())
-        .verify_headers(&seen.headers, &seen.body, Subject::Url(url))
+        .verify(token, &seen.body, &validation)
         .unwrap_or_else(|e| panic!("{url}: {e}"));
 }
 

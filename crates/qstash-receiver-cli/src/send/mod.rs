@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use qstash_local::{Attempt, Clock, Config, Engine, MessageKind, Publish, Verdict};
-use qstash_receiver::ENV_CURRENT;
+use qstash_receiver::keys::ENV_CURRENT;
 
 use self::args::check_url;
 pub(crate) use self::args::{ForwardedHeader, SendArgs};

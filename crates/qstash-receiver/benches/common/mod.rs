@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each bench uses part of it
 
-use qstash_receiver::body_hash;
+use qstash_receiver::digest::body_hash;
 
 pub const CURRENT: &str = "sig_3nj4aiyJ2JojDnQ1RRodpYubZAZxAJxNfQcRSKPwVUNbueYk2o";
 pub const NEXT: &str = "sig_31zVqmL3s7Eo1vpu1jRSMpaetJXvAT3RvNcfoGUp1Toii8fsQE";

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, StatusCode};
 
-use crate::delivery::NON_RETRYABLE_HEADER;
 use crate::error::{Error, ErrorKind};
+use crate::headers::{DUPLICATE_HEADER, NON_RETRYABLE_HEADER};
 
 /// The `tracing` target of every answer's log event.
 pub const LOG_TARGET: &str = "qstash_receiver";
@@ -19,15 +19,6 @@ pub const MAX_LOGGED_MESSAGE_ID: usize = 128;
 
 /// Methods are logged up to this many characters.
 const MAX_LOGGED_METHOD: usize = 16;
-
-/// The response header that marks an answer given instead of running the handler:
-/// `X-QStash-Duplicate: true`, on the 200 for a message already handled and on the 409 for
-/// one still in progress.
-///
-/// Not an `Upstash-*` name: that prefix is QStash's own namespace, and QStash already reads
-/// one response header from it (`Upstash-NonRetryable-Error`); a header of ours there could
-/// collide with one QStash defines later.
-pub const DUPLICATE_HEADER: &str = "x-qstash-duplicate";
 
 /// How many bytes of a stored answer's body a replayed duplicate carries at most
 /// ([`Answer::replay`]): 64 KiB. A longer body is cut there.
@@ -182,7 +173,7 @@ pub enum LogLevel {
 /// | `payload_too_large` | 413 | `Connection: close` (HTTP/1.x) |
 /// | `body_timeout` | 408 | `Connection: close` (HTTP/1.x) |
 /// | `body_unreadable` | 400 | `Connection: close` (HTTP/1.x) |
-/// | `invalid_delivery_headers`, `invalid_payload`, `invalid_callback` | 489 (or 422, see [`PayloadErrorStatus`](crate::PayloadErrorStatus)) | `Upstash-NonRetryable-Error: true` with 489; `Connection: close` when the body was not read |
+/// | `invalid_delivery_headers`, `invalid_payload`, `invalid_callback` | 489 (or 422, see [`PayloadErrorStatus`](crate::receive::PayloadErrorStatus)) | `Upstash-NonRetryable-Error: true` with 489; `Connection: close` when the body was not read |
 /// | `busy` | 503 | `Retry-After`, `Connection: close` (HTTP/1.x) |
 /// | `not_configured` | 500 | |
 /// | `duplicate` | 200, or the stored status of a [`replay`](Answer::replay) | [`DUPLICATE_HEADER`] |
@@ -397,7 +388,8 @@ impl Answer {
         // The handler's text is the body and the detail alike.
         Self::new(
             Reason::DoNotRetry,
-            StatusCode::from_u16(crate::NON_RETRYABLE_STATUS).unwrap_or(StatusCode::BAD_REQUEST),
+            StatusCode::from_u16(crate::headers::NON_RETRYABLE_STATUS)
+                .unwrap_or(StatusCode::BAD_REQUEST),
             text,
         )
     }
@@ -473,7 +465,7 @@ impl Answer {
     /// Whether the answer tells QStash not to retry (489 with `Upstash-NonRetryable-Error`).
     #[must_use]
     pub fn is_non_retryable(&self) -> bool {
-        self.status.as_u16() == crate::NON_RETRYABLE_STATUS
+        self.status.as_u16() == crate::headers::NON_RETRYABLE_STATUS
     }
 
     /// Whether the answer closes the connection (`Connection: close`): an HTTP/1.x request

@@ -32,15 +32,12 @@ use http::{HeaderName, StatusCode, Version};
 use serde::de::DeserializeOwned;
 
 pub use self::answer::{
-    Answer, DUPLICATE_HEADER, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY,
-    Reason, Refusal,
+    Answer, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY, Reason, Refusal,
 };
 pub use self::budget::DEFAULT_BUDGET_BODIES;
-pub use self::subject::{BaseUrl, SubjectPolicy};
 
 use self::answer::{MethodForLog, logged_message_id};
 use self::budget::{Budget, Permit, Reserve as _};
-use self::subject::Expected;
 use crate::callback::Callback;
 use crate::claims::Claims;
 use crate::delivery::Delivery;
@@ -48,8 +45,9 @@ use crate::diagnose;
 use crate::error::{ConfigError, Error};
 use crate::headers::{self, HeaderLookup};
 use crate::keys::KeyRing;
+use crate::subject::SubjectPolicy;
 use crate::time::Clock;
-use crate::verify::{VerifiedToken, Verifier};
+use crate::verify::{Validation, VerifiedToken, Verifier};
 
 /// The default body limit: 1 MiB, QStash's own maximum message size on most plans.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -61,7 +59,7 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `Retry-After` of a `busy` answer, in seconds.
 pub const BUSY_RETRY_AFTER_SECS: u32 = 5;
 
-const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(crate::MESSAGE_ID_HEADER);
+const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(crate::headers::MESSAGE_ID_HEADER);
 
 /// The request target a delivery came to, as the server or platform gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +173,7 @@ impl PayloadErrorStatus {
     #[must_use]
     pub fn status(self) -> StatusCode {
         match self {
-            Self::NonRetryable => StatusCode::from_u16(crate::NON_RETRYABLE_STATUS)
+            Self::NonRetryable => StatusCode::from_u16(crate::headers::NON_RETRYABLE_STATUS)
                 .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
             Self::UnprocessableEntity => StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -435,43 +433,11 @@ impl Receiver {
         token: &str,
         now: i64,
     ) -> Result<VerifiedToken, Error> {
-        let verifier = &self.inner.verifier;
-        match subject::expected(&self.inner.subject, head) {
-            Expected::Subject(subject) => {
-                verifier.verify_token_in_region_at(region, token, subject, now)
-            }
-            Expected::Url(url) => {
-                verifier.verify_token_in_region_at(region, token, crate::Subject::Url(&url), now)
-            }
-            Expected::NoHost => {
-                // Every other check still runs first, so a forged token is refused as one.
-                verifier
-                    .verify_token_in_region_at(
-                        region,
-                        token,
-                        crate::Subject::DangerouslySkipCheck,
-                        now,
-                    )
-                    .and_then(|t| Err(Error::subject(t.subject(), "(no host in the request)")))
-            }
-            Expected::DecodedQuery {
-                prefix,
-                path,
-                query,
-            } => {
-                let verified = verifier.verify_token_in_region_at(
-                    region,
-                    token,
-                    crate::Subject::DangerouslySkipCheck,
-                    now,
-                )?;
-                if subject::same_decoded(verified.subject(), prefix.as_deref(), path, query) {
-                    Ok(verified)
-                } else {
-                    Err(Error::subject(verified.subject(), path))
-                }
-            }
-        }
+        let expected = subject::expected(&self.inner.subject, head);
+        let validation = Validation::new(expected.subject())
+            .in_region(region)
+            .at(now);
+        self.inner.verifier.verify_token(token, &validation)
     }
 
     /// `refusal` with the token's diagnosis, for the debug log only.
@@ -487,28 +453,11 @@ impl Receiver {
             return refusal;
         };
         refusal.with_diagnosis(|| {
-            let verifier = &self.inner.verifier;
-            match subject::expected(&self.inner.subject, head) {
-                Expected::Subject(subject) => {
-                    diagnose::token_summary(verifier, region, token, subject, now, kind)
-                }
-                Expected::Url(url) => diagnose::token_summary(
-                    verifier,
-                    region,
-                    token,
-                    crate::Subject::Url(&url),
-                    now,
-                    kind,
-                ),
-                _ => diagnose::token_summary(
-                    verifier,
-                    region,
-                    token,
-                    crate::Subject::DangerouslySkipCheck,
-                    now,
-                    kind,
-                ),
-            }
+            let expected = subject::expected(&self.inner.subject, head);
+            let validation = Validation::new(expected.subject())
+                .in_region(region)
+                .at(now);
+            diagnose::token_summary(&self.inner.verifier, token, &validation, kind)
         })
     }
 

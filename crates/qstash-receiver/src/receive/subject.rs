@@ -1,115 +1,11 @@
-//! [`SubjectPolicy`]: what the token's `sub` claim is compared with, and how the receiving
-//! pipeline derives that from a request.
+//! How the receiving pipeline derives a request's [`Subject`] from its [`SubjectPolicy`]; the
+//! comparison itself is [`crate::subject`]'s.
 
 use std::borrow::Cow;
-use std::fmt;
 
-use crate::error::ConfigError;
 use crate::headers::HeaderLookup;
 use crate::receive::{RequestHead, RequestTarget};
-use crate::verify::Subject;
-
-/// What a delivery's `sub` claim (the URL the message was published to) must match.
-///
-/// One policy per [`Receiver`](crate::Receiver): the variants exclude each other, so no
-/// combination of settings can silently override another.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SubjectPolicy {
-    /// The path and query of `sub` must equal the request target the server saw. The
-    /// default: it survives TLS-terminating proxies that change scheme, host or port.
-    ///
-    /// # Security
-    ///
-    /// The host is not compared: a token your QStash account signed for another host with the
-    /// same path and query is accepted too. When several of your hosts share paths, use
-    /// [`SubjectPolicy::PublicBaseUrl`].
-    #[default]
-    PathAndQuery,
-    /// `sub` must equal this base URL followed by the request target: the whole URL is
-    /// compared, scheme and host included.
-    PublicBaseUrl(BaseUrl),
-    /// `sub` must equal the URL rebuilt from `X-Forwarded-Proto` and `X-Forwarded-Host` (first
-    /// values), falling back to the request's own scheme (else `http`) and its `Host` header or
-    /// URI authority; a request with no host at all is refused.
-    ///
-    /// # Security
-    ///
-    /// Only behind a proxy that sets or strips these headers: a client that can send them
-    /// chooses the URL its token is compared with.
-    TrustForwardedHeaders,
-    /// `sub` is not checked.
-    ///
-    /// # Security
-    ///
-    /// A token that QStash signed for *any* of your endpoints is then accepted by this one, so
-    /// a delivery meant for one endpoint can be replayed to another within its validity window.
-    DangerouslySkipCheck,
-}
-
-impl SubjectPolicy {
-    /// [`SubjectPolicy::PublicBaseUrl`] from a URL such as `https://app.example.com` or, behind
-    /// a path prefix (an API Gateway base-path mapping), `https://api.example.com/v1`.
-    ///
-    /// # Errors
-    ///
-    /// As [`BaseUrl::new`].
-    pub fn public_base_url(url: impl AsRef<str>) -> Result<Self, ConfigError> {
-        BaseUrl::new(url).map(Self::PublicBaseUrl)
-    }
-}
-
-/// An absolute `http` or `https` URL with a host, no query and no fragment; a trailing `/`
-/// is dropped, so the request target is appended as it is.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BaseUrl(Box<str>);
-
-impl BaseUrl {
-    /// Checks and keeps `url`.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::InvalidBaseUrl`] for anything but `http(s)://host[:port][/prefix]`.
-    pub fn new(url: impl AsRef<str>) -> Result<Self, ConfigError> {
-        let url = url.as_ref().trim_end_matches('/');
-        let invalid = |reason| Err(ConfigError::InvalidBaseUrl { reason });
-        let Some(rest) = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-        else {
-            return invalid("it must start with `https://` or `http://`");
-        };
-        let host = rest.split('/').next().unwrap_or("");
-        if host.is_empty() {
-            return invalid("it has no host");
-        }
-        if url.contains(['?', '#']) {
-            return invalid("it must not have a query or fragment");
-        }
-        if !url.bytes().all(|b| b.is_ascii_graphic()) {
-            return invalid("it must be visible ASCII without spaces");
-        }
-        Ok(Self(url.into()))
-    }
-
-    /// The URL, without a trailing `/`.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for BaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for BaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::subject::{Subject, SubjectPolicy};
 
 const FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 const FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
@@ -124,8 +20,25 @@ pub(crate) enum Expected<'a> {
         path: &'a str,
         query: &'a [(&'a str, &'a str)],
     },
-    /// [`SubjectPolicy::TrustForwardedHeaders`] and the request names no host.
-    NoHost,
+}
+
+impl Expected<'_> {
+    /// The [`Subject`] the verifier compares `sub` with.
+    pub(crate) fn subject(&self) -> Subject<'_> {
+        match self {
+            Self::Subject(subject) => *subject,
+            Self::Url(url) => Subject::Url(url),
+            Self::DecodedQuery {
+                prefix,
+                path,
+                query,
+            } => Subject::DecodedQuery {
+                prefix: prefix.as_deref(),
+                path,
+                query,
+            },
+        }
+    }
 }
 
 pub(crate) fn expected<'a, H: HeaderLookup + ?Sized>(
@@ -145,7 +58,7 @@ pub(crate) fn expected<'a, H: HeaderLookup + ?Sized>(
         (SubjectPolicy::TrustForwardedHeaders, RequestTarget::Raw(target)) => {
             match forwarded_origin(head) {
                 Some(origin) => Expected::Url(format!("{origin}{}", slash(target))),
-                None => Expected::NoHost,
+                None => Expected::Subject(Subject::NoHost),
             }
         }
         (SubjectPolicy::PathAndQuery, RequestTarget::DecodedQuery { path, query }) => {
@@ -169,7 +82,7 @@ pub(crate) fn expected<'a, H: HeaderLookup + ?Sized>(
                     path,
                     query,
                 },
-                None => Expected::NoHost,
+                None => Expected::Subject(Subject::NoHost),
             }
         }
     }
@@ -208,116 +121,10 @@ fn forwarded_origin<H: HeaderLookup + ?Sized>(head: &RequestHead<'_, H>) -> Opti
     Some(format!("{}://{host}", proto.to_ascii_lowercase()))
 }
 
-/// Whether `sub` names `path` with exactly the query pairs `query` (decoded), in any order,
-/// under `prefix` (a base URL) when there is one, else under any origin.
-///
-/// The pairs are a multiset: every name/value pair of `sub`'s query, percent-decoded (`+` as a
-/// space), must be in `query` as often as in `sub`, and nothing else. Order is all it gives
-/// up, which a server reading the query never depends on for meaning.
-pub(crate) fn same_decoded(
-    sub: &str,
-    prefix: Option<&str>,
-    path: &str,
-    query: &[(&str, &str)],
-) -> bool {
-    let sub = sub.split_once('#').map_or(sub, |(before, _)| before);
-    let (sub_url, sub_query) = sub.split_once('?').unwrap_or((sub, ""));
-    let sub_path = match prefix {
-        Some(prefix) => match sub_url.strip_prefix(prefix) {
-            Some(rest) => rest,
-            None => return false,
-        },
-        None => match crate::verify::path_and_query(sub_url) {
-            Some(path) => path,
-            None => return false,
-        },
-    };
-    let sub_path = if sub_path.is_empty() { "/" } else { sub_path };
-    let path = if path.is_empty() { "/" } else { path };
-    if sub_path != path {
-        return false;
-    }
-    let mut theirs: Vec<(Cow<'_, str>, Cow<'_, str>)> = sub_query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect();
-    if theirs.len() != query.len() {
-        return false;
-    }
-    for (name, value) in query {
-        match theirs.iter().position(|(n, v)| n == name && v == value) {
-            Some(at) => {
-                theirs.swap_remove(at);
-            }
-            None => return false,
-        }
-    }
-    theirs.is_empty()
-}
-
-/// Percent-decoding with `+` as a space (`application/x-www-form-urlencoded`); an invalid
-/// escape or invalid UTF-8 is kept as it is written.
-fn decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['%', '+']) {
-        return Cow::Borrowed(text);
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(text) => Cow::Owned(text),
-        Err(_) => Cow::Borrowed(text),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn base_urls() {
-        let ok = [
-            ("https://a.example", "https://a.example"),
-            ("https://a.example/", "https://a.example"),
-            ("http://a.example:8080", "http://a.example:8080"),
-            ("https://api.example.com/v1/", "https://api.example.com/v1"),
-        ];
-        for (url, want) in ok {
-            assert_eq!(BaseUrl::new(url).unwrap().as_str(), want, "{url}");
-        }
-        for bad in [
-            "a.example",
-            "ftp://a.example",
-            "https://",
-            "https:///x",
-            "https://a.example?x=1",
-            "https://a.example/#f",
-            "https://a example",
-        ] {
-            assert!(BaseUrl::new(bad).is_err(), "{bad}");
-        }
-    }
+    use crate::receive::RequestHead;
+    use crate::subject::{BaseUrl, SubjectPolicy};
 
     /// `cargo lambda watch` serves a Function URL at `/lambda-url/<function>/…` but hands the
     /// function an event whose `rawPath` lacks that prefix: a delivery QStash signed for
@@ -375,49 +182,5 @@ mod tests {
                 BaseUrl::new("http://127.0.0.1:9000/lambda-url/fn").unwrap()
             )
         );
-    }
-
-    #[test]
-    fn decoded_queries_are_multisets() {
-        let sub = "https://x.example/prod/hook?b=2&a=one%20two&a=3&e=%E2%9C%93&p=a+b";
-        let query = [
-            ("a", "3"),
-            ("e", "✓"),
-            ("b", "2"),
-            ("a", "one two"),
-            ("p", "a b"),
-        ];
-        assert!(same_decoded(sub, None, "/prod/hook", &query));
-        assert!(same_decoded(
-            sub,
-            Some("https://x.example/prod"),
-            "/hook",
-            &query
-        ));
-        assert!(!same_decoded(
-            sub,
-            Some("https://y.example/prod"),
-            "/hook",
-            &query
-        ));
-        assert!(!same_decoded(sub, None, "/prod/other", &query));
-        assert!(!same_decoded(sub, None, "/prod/hook", &query[..4]));
-        let mut twice = query.to_vec();
-        twice.push(("a", "3"));
-        assert!(!same_decoded(sub, None, "/prod/hook", &twice));
-        let changed = [
-            ("a", "3"),
-            ("e", "✓"),
-            ("b", "2"),
-            ("a", "one two"),
-            ("p", "a+b"),
-        ];
-        assert!(!same_decoded(sub, None, "/prod/hook", &changed));
-        assert!(same_decoded("https://x.example", None, "/", &[]));
-        assert!(same_decoded("https://x.example/h?", None, "/h", &[]));
-        assert!(!same_decoded("not a url", None, "/", &[]));
-        assert_eq!(decode("100%"), "100%");
-        assert_eq!(decode("%zz%4"), "%zz%4");
-        assert_eq!(decode("%ff"), "%ff");
     }
 }
