@@ -614,7 +614,7 @@ impl Verifier {
             Some(keys.map(|_| ()).ok_or(Error::new(ErrorKind::NoSigningKeys))),
             true,
         );
-        let parts = verify::split_token(token, self.max_token_len());
+        let parts = verify::split_token(token, self.max_token_bytes);
         push(
             &mut d,
             Step::Token,
@@ -698,7 +698,7 @@ impl Verifier {
             not_before: raw.nbf,
             expires_at: raw.exp,
             now,
-            tolerance: self.tolerance_secs(),
+            tolerance: self.tolerance,
         };
         d.window = Some(window);
         let result = verify::check_window(now, raw.nbf, raw.exp, window.tolerance);

@@ -125,9 +125,9 @@ impl<'a> Validation<'a> {
 /// ```
 #[derive(Clone)]
 pub struct Verifier {
-    keys: Arc<ArcSwap<KeyRing>>,
-    tolerance: u64,
-    max_token_bytes: usize,
+    pub(crate) keys: Arc<ArcSwap<KeyRing>>,
+    pub(crate) tolerance: u64,
+    pub(crate) max_token_bytes: usize,
 }
 
 impl Verifier {
@@ -168,18 +168,6 @@ impl Verifier {
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = bytes;
         self
-    }
-
-    /// The longest token accepted, in bytes.
-    #[must_use]
-    pub const fn max_token_len(&self) -> usize {
-        self.max_token_bytes
-    }
-
-    /// The clock tolerance in whole seconds.
-    #[must_use]
-    pub const fn tolerance_secs(&self) -> u64 {
-        self.tolerance
     }
 
     /// Replaces the default signing keys (keeping any per-region keys), atomically: every
