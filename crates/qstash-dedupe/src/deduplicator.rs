@@ -187,18 +187,6 @@ impl<St> Deduplicator<St> {
     pub fn store(&self) -> &St {
         &self.store
     }
-
-    /// The lease.
-    #[must_use]
-    pub const fn lease_time(&self) -> Duration {
-        self.lease
-    }
-
-    /// The retention.
-    #[must_use]
-    pub const fn retention_time(&self) -> Duration {
-        self.retention
-    }
 }
 
 /// What [`Deduplicator::begin`] decided.
