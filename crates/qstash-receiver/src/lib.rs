@@ -35,7 +35,7 @@ pub use keys::{
 };
 pub use receive::{
     Admission, Answer, BUSY_RETRY_AFTER_SECS, BaseUrl, BodyFailure, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_BUDGET_BODIES, DEFAULT_MAX_BODY_BYTES, DUPLICATE_HEADER, LOG_TARGET, LogLevel,
+    DEFAULT_BUDGET_BODIES, DEFAULT_MAX_BODY_BYTES, DUPLICATE_HEADER, LOG_TARGET, Linger, LogLevel,
     MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY, PayloadErrorStatus, Reason, Receiver, Refusal,
     RequestHead, RequestTarget, SubjectPolicy, Verified, VerifiedRest,
 };

@@ -32,8 +32,8 @@ use http::{HeaderName, StatusCode, Version};
 use serde::de::DeserializeOwned;
 
 pub use self::answer::{
-    Answer, DUPLICATE_HEADER, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY,
-    Reason, Refusal,
+    Answer, DUPLICATE_HEADER, LOG_TARGET, Linger, LogLevel, MAX_LOGGED_MESSAGE_ID,
+    MAX_REPLAYED_BODY, Reason, Refusal,
 };
 pub use self::budget::DEFAULT_BUDGET_BODIES;
 pub use self::subject::{BaseUrl, SubjectPolicy};
