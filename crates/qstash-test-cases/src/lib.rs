@@ -17,6 +17,7 @@
 //! a case here.
 
 mod logs;
+pub mod wire;
 
 use std::time::Duration;
 
