@@ -29,8 +29,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod raw_http;
-
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -179,7 +177,7 @@ fn the_worker_under_workerd_answers_the_conformance_cases() {
     assert!(subset.len() >= 20, "only {} cases", subset.len());
     let mut failures = Vec::new();
     for case in &subset {
-        match raw_http::send(addr, case) {
+        match qstash_test_cases::wire::send(addr, case) {
             Ok(got) => {
                 let mut close_ignored = got.clone();
                 close_ignored.headers.retain(|(n, _)| n != "connection");
