@@ -209,6 +209,13 @@ impl Client {
         matches!(self.fill(), Ok(0) | Err(_))
     }
 
+    /// The connection, for a test that writes on it from another thread
+    /// ([`TcpStream::try_clone`]) while this client reads.
+    #[must_use]
+    pub const fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Closes the writing half, as a client that has sent everything does.
     ///
     /// # Errors
