@@ -76,6 +76,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // A request head must arrive within 5 s, and idle keep-alive connections are closed.
     .client_request_timeout(HEADER_READ_TIMEOUT)
     .keep_alive(HEADER_READ_TIMEOUT)
+    // After an answer given before the body was read, actix-http reads and drops what the
+    // client still sends for this long, then closes: the core's lingering time.
+    .client_disconnect_timeout(qstash_receiver::receive::Linger::MAX_TIME)
     .bind(("127.0.0.1", port))?;
     let address = server
         .addrs()

@@ -14,7 +14,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod lambda_support;
-mod raw_http;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -131,7 +130,7 @@ fn post(addr: SocketAddr, url: &str, signed_for: &str, body: &[u8], message_id: 
     }
     wire.extend_from_slice(b"\r\n");
     wire.extend_from_slice(body);
-    raw_http::exchange(addr, &wire).unwrap_or_else(|e| panic!("{url}: {e}"))
+    qstash_test_cases::wire::exchange(addr, &wire).unwrap_or_else(|e| panic!("{url}: {e}"))
 }
 
 fn header<'a>(got: &'a Got, name: &str) -> Option<&'a str> {

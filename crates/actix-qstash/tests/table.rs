@@ -1,7 +1,8 @@
 //! Every case of the conformance table (`qstash-test-cases`) through every entry point: the
 //! extractor alone (`FromRequest::from_request`), the extractor in an app and the middleware
 //! in an app (`init_service`), then the extractor and the middleware over a real
-//! `HttpServer` on loopback, with one keep-alive HTTP/1.1 client per setup. Each answer is
+//! `HttpServer` on loopback, with one keep-alive HTTP/1.1 client per setup (the table's wire
+//! driver, which writes each request whole before it reads the answer). Each answer is
 //! compared whole (status, body, `Upstash-NonRetryable-Error`, `Connection`, `Retry-After`,
 //! `Content-Type`), and so is each refusal's one log event.
 
@@ -11,11 +12,8 @@
 mod support;
 
 use std::collections::VecDeque;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use actix_qstash::QStash;
 use actix_web::FromRequest as _;
@@ -24,6 +22,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::Method;
 use actix_web::test::{self, TestRequest};
 use bytes::Bytes;
+use qstash_test_cases::wire::Client;
 use qstash_test_cases::{
     Case, Framing, Got, LogCapture, Order, Setup, Transport, cases, check, check_logs, handled_body,
 };
@@ -130,122 +129,6 @@ async fn in_process(now: i64, logs: &LogCapture) -> usize {
     checked
 }
 
-/// A keep-alive HTTP/1.1 client on a raw socket: it keeps its connection until an answer says
-/// `Connection: close`, and fails the test when a request on a kept connection is lost.
-struct Client {
-    addr: SocketAddr,
-    stream: Option<TcpStream>,
-}
-
-impl Client {
-    fn send(&mut self, case: &Case) -> Got {
-        let mut request = format!(
-            "{} {} HTTP/1.1\r\nhost: {}\r\n",
-            case.method, case.target, self.addr
-        )
-        .into_bytes();
-        for (name, value) in &case.headers {
-            request.extend_from_slice(name.as_bytes());
-            request.extend_from_slice(b": ");
-            request.extend_from_slice(value);
-            request.extend_from_slice(b"\r\n");
-        }
-        match case.content_length() {
-            Some(len) => request.extend_from_slice(format!("content-length: {len}\r\n").as_bytes()),
-            None => request.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        }
-        request.extend_from_slice(b"\r\n");
-        if case.framing == Framing::Chunked {
-            for chunk in case.body.chunks(1000) {
-                request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                request.extend_from_slice(chunk);
-                request.extend_from_slice(b"\r\n");
-            }
-            request.extend_from_slice(b"0\r\n\r\n");
-        } else {
-            request.extend_from_slice(&case.body);
-        }
-
-        let kept = self.stream.is_some();
-        let stream = self.stream.get_or_insert_with(|| {
-            let stream = TcpStream::connect(self.addr).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            stream
-        });
-        // The server may answer and close before all of an oversize body is written.
-        let _ = stream.write_all(&request);
-        let Some(got) = read_answer(stream) else {
-            panic!(
-                "case {:?}: no answer{}",
-                case.name,
-                if kept {
-                    " on a kept-alive connection: the request was lost"
-                } else {
-                    ""
-                }
-            );
-        };
-        let close = got
-            .headers
-            .iter()
-            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close"));
-        if close {
-            self.stream = None;
-        }
-        got
-    }
-}
-
-/// One answer: its head, then as many body bytes as its `Content-Length` says. `None` when the
-/// connection closes before any byte of it.
-fn read_answer(stream: &mut TcpStream) -> Option<Got> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).into_owned();
-            let mut lines = head.split("\r\n");
-            let status = lines
-                .next()
-                .unwrap()
-                .split(' ')
-                .nth(1)
-                .unwrap()
-                .parse()
-                .unwrap();
-            let headers: Vec<(String, String)> = lines
-                .map(|l| {
-                    let (n, v) = l.split_once(':').unwrap();
-                    (n.trim().to_ascii_lowercase(), v.trim().to_owned())
-                })
-                .collect();
-            let len: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .map_or(0, |(_, v)| v.parse().unwrap());
-            while data.len() < end + 4 + len {
-                let n = stream.read(&mut buf).unwrap();
-                assert!(n > 0, "the answer's body was cut off");
-                data.extend_from_slice(&buf[..n]);
-            }
-            let body = String::from_utf8_lossy(&data[end + 4..end + 4 + len]).into_owned();
-            return Some(Got {
-                status,
-                headers,
-                body,
-            });
-        }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            assert!(data.is_empty(), "the answer's head was cut off");
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-    }
-}
-
 async fn over_sockets(now: i64, logs: &LogCapture) -> usize {
     let mut checked = 0;
     let all = cases(now);
@@ -268,10 +151,22 @@ async fn over_sockets(now: i64, logs: &LogCapture) -> usize {
             let addr = server.addr;
             let cases = cases.clone();
             let answers = actix_web::rt::task::spawn_blocking(move || {
-                let mut client = Client { addr, stream: None };
+                let mut client = Client::connect(addr).unwrap();
                 cases
                     .iter()
-                    .map(|case| (case.clone(), client.send(case)))
+                    .map(|case| {
+                        let got = client
+                            .send(case)
+                            .unwrap_or_else(|e| panic!("{how}: case {:?}: {e}", case.name));
+                        if got
+                            .headers
+                            .iter()
+                            .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close"))
+                        {
+                            client = Client::connect(addr).unwrap();
+                        }
+                        (case.clone(), got)
+                    })
                     .collect::<Vec<_>>()
             })
             .await

@@ -17,6 +17,7 @@
 //! a case here.
 
 mod logs;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub const CURRENT_KEY: &str = "sig_tablecurrent0000000000000000";
 pub const NEXT_KEY: &str = "sig_tablenext000000000000000000000";
 /// A declared length far over [`LIMIT`]: 2 MiB.
 pub const OVERSIZE_DECLARED: u64 = 2 * 1024 * 1024;
+
+/// The length of the bodies a client writes whole before it reads the answer: 2 MiB,
+/// far more than a socket's buffers take in while nobody reads.
+pub const WRITTEN_WHOLE: usize = 2 * 1024 * 1024;
 
 /// The keys the adapters verify with.
 #[must_use]
@@ -402,6 +407,7 @@ pub fn cases(now: i64) -> Vec<Case> {
     let ok = sign(&body);
     let big = padded_order(LIMIT);
     let too_big = padded_order(LIMIT + 1);
+    let whole = padded_order(WRITTEN_WHOLE);
     let wrong_shape = br#"{"order":"forty-two"}"#.to_vec();
     let not_json = b"\xff\xfenot json".to_vec();
     let forged_alg = |alg: &str| {
@@ -709,6 +715,27 @@ pub fn cases(now: i64) -> Vec<Case> {
         &body,
         Declared(OVERSIZE_DECLARED),
         Expect::refused(413, "payload_too_large", "payload too large", Warn).closing(),
+    );
+    // Written whole before the answer is read, as most clients (Node's `fetch`) do: the
+    // answer comes before the body is read, and must still arrive.
+    add(
+        "valid token, 2 MiB written whole",
+        Default,
+        delivery(&sign(&whole), "msg_whole_big", "0"),
+        &whole,
+        Exact,
+        Expect::refused(413, "payload_too_large", "payload too large", Warn).closing(),
+    );
+    add(
+        "unsigned, 2 MiB written whole",
+        Default,
+        without(
+            delivery(&ok, "msg_unsigned_whole", "0"),
+            "upstash-signature",
+        ),
+        &whole,
+        Exact,
+        unauthorized("missing_signature", Debug),
     );
     add(
         "body over the limit",

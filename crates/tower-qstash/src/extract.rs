@@ -138,7 +138,13 @@ where
         )
         .into());
     };
-    let admission = head::check(&receiver, &parts, &body)?;
+    let admission = match head::check(&receiver, &parts, &body) {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            crate::drain::linger(body, &refusal);
+            return Err(refusal.into());
+        }
+    };
     let read = ReadBody::new(body, admission.body_limit(), admission.body_timeout()).await;
     let verified = match read {
         Ok(bytes) => admission.finish(bytes)?,

@@ -108,7 +108,9 @@ impl<S> Layer<S> for QStashLayer {
 /// 1. calls [`Receiver::check_head`] with the request's head (method, path and query, under
 ///    axum's `Router::nest` the original ones, scheme, authority, version, headers, and the
 ///    body's exact size hint), before reading any byte of the body. A refusal is answered at
-///    once, and the body is never polled;
+///    once; the rest of the body is then read and dropped on a Tokio task within the core's
+///    [`Linger`](qstash_receiver::receive::Linger) bounds, so that the answer reaches a client that is
+///    still writing (without the `tokio` feature, or outside a runtime, it is dropped);
 /// 2. reads the body up to the admission's limit within its timeout (a total, on Tokio's
 ///    timer), then calls [`Admission::finish`];
 /// 3. calls the inner service with the same request, its body replaced by the verified bytes
@@ -154,7 +156,7 @@ impl<S> QStashService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for QStashService<S>
 where
     S: Service<Request<VerifiedBody>, Response = Response<ResBody>> + Clone,
-    ReqBody: Body,
+    ReqBody: Body + Send + 'static,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -167,11 +169,14 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
         let state = match head::check(&self.layer.receiver, &parts, &body) {
-            // Answered before the body is polled: hyper then writes the answer (with
-            // `Connection: close`) and closes, whatever the client still sends.
-            Err(refusal) => State::Refused {
-                response: Some(answer(refusal)),
-            },
+            // Answered before the body is polled (with `Connection: close`); the rest of the
+            // body is drained within the core's bounds so that the answer arrives.
+            Err(refusal) => {
+                crate::drain::linger(body, &refusal);
+                State::Refused {
+                    response: Some(answer(refusal)),
+                }
+            }
             Ok(admission) => {
                 // `self.inner` is the clone that `poll_ready` readied: keep that one for this
                 // request and leave a fresh clone in its place (tower's documented pattern).

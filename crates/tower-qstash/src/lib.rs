@@ -11,6 +11,7 @@
 
 mod body;
 mod deadline;
+mod drain;
 #[cfg(feature = "axum")]
 mod extract;
 mod head;

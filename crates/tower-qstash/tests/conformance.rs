@@ -8,10 +8,8 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use common::{ANSWER_WITHIN, Calls, extractor_app, got, layered_app, now, table_request};
-use qstash_test_cases::{Framing, LogCapture, cases, check, check_logs};
+use qstash_test_cases::{LogCapture, cases, check, check_logs};
 use tower::ServiceExt as _;
 use tower_qstash::QStashLayer;
 
@@ -32,7 +30,7 @@ async fn every_case_through_the_layer_and_the_extractor() {
             } else {
                 extractor_app(receiver, &calls)
             };
-            let (request, polls) = table_request(case);
+            let (request, _polls) = table_request(case);
             let response = tokio::time::timeout(ANSWER_WITHIN, app.oneshot(request))
                 .await
                 .unwrap_or_else(|_| panic!("{how}: {}: no answer", case.name))
@@ -42,19 +40,10 @@ async fn every_case_through_the_layer_and_the_extractor() {
             check_logs(how, case, &logs.take(case.message_id().unwrap_or("")));
             let handled = case.expect.reason.is_none();
             assert_eq!(calls.get(), usize::from(handled), "{how}: {}", case.name);
-            // A refusal that closes the connection, other than one of a body that was being
-            // read (chunked past the limit, or too slow), came before the body was polled.
-            let before_the_body = case.expect.connection_close
-                && case.framing != Framing::Chunked
-                && case.expect.status != 408;
-            if before_the_body {
-                assert_eq!(
-                    polls.load(Ordering::SeqCst),
-                    0,
-                    "{how}: {}: the body was polled",
-                    case.name
-                );
-            }
+            // A refusal that closes the connection before the body was read leaves the body to
+            // the lingering drain, which polls it after the answer is decided. That the answer
+            // did not wait for the body shows in the declared-2-MiB cases: their bodies stall
+            // after the few bytes sent, so a layer that read first would not answer in time.
         }
     }
 }

@@ -350,7 +350,16 @@ async fn the_body_is_polled_only_after_the_head_passed() {
             max_polls: 2,
         },
     ];
-    for case in cases {
+    // Over HTTP/1.x a refusal that leaves the body unread lingers: the body is drained after
+    // the answer, on a task, so its polls are not counted there; over HTTP/2 nothing is
+    // drained, and the polls show what deciding took.
+    for (case, version) in cases.iter().flat_map(|case| {
+        [
+            (case, http::Version::HTTP_11),
+            (case, http::Version::HTTP_2),
+        ]
+    }) {
+        let http2 = version == http::Version::HTTP_2;
         for way in ["layer", "extractor"] {
             let calls = Calls::default();
             let app = if way == "layer" {
@@ -359,7 +368,8 @@ async fn the_body_is_polled_only_after_the_head_passed() {
                 common::extractor_app(table_receiver(), &calls)
             };
             let polls = Arc::new(AtomicUsize::new(0));
-            let request = probe_request(&polls, case.fail, case.content_length, case.signature);
+            let mut request = probe_request(&polls, case.fail, case.content_length, case.signature);
+            *request.version_mut() = version;
             let (status, headers, body) = answer(app, request).await;
             assert_eq!(status, case.status, "{} ({way})", case.name);
             assert_eq!(body, case.text, "{} ({way})", case.name);
@@ -367,16 +377,18 @@ async fn the_body_is_polled_only_after_the_head_passed() {
                 headers
                     .get(http::header::CONNECTION)
                     .is_some_and(|v| v == "close"),
-                case.close,
-                "{} ({way})",
+                case.close && !http2,
+                "{} ({way}, {version:?})",
                 case.name
             );
             let polled = polls.load(Ordering::SeqCst);
-            assert!(
-                polled <= case.max_polls,
-                "{} ({way}): polled {polled}",
-                case.name
-            );
+            if http2 || case.max_polls > 0 {
+                assert!(
+                    polled <= case.max_polls,
+                    "{} ({way}, {version:?}): polled {polled}",
+                    case.name
+                );
+            }
             assert_eq!(calls.get(), 0, "{} ({way})", case.name);
         }
     }

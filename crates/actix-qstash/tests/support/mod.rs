@@ -250,7 +250,9 @@ impl Server {
             > + 'static,
         B: actix_web::body::MessageBody + 'static,
     {
+        // actix-http's own lingering close lasts the client-disconnect timeout: the core's.
         let server = HttpServer::new(factory)
+            .client_disconnect_timeout(qstash_receiver::receive::Linger::MAX_TIME)
             .workers(1)
             .disable_signals()
             .bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 //! on and answers for the handler), decided here once.
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
@@ -23,6 +24,50 @@ const MAX_LOGGED_METHOD: usize = 16;
 /// How many bytes of a stored answer's body a replayed duplicate carries at most
 /// ([`Answer::replay`]): 64 KiB. A longer body is cut there.
 pub const MAX_REPLAYED_BODY: usize = 64 * 1024;
+
+/// How an adapter discards what a client still sends after an answer given before the
+/// body was read ([`Answer::linger`]), before it closes the connection: nginx's lingering
+/// close. Closing a socket with unread bytes makes the kernel answer them with a reset,
+/// which can destroy the answer before a client that is still writing reads it; reading
+/// and dropping the rest first lets the answer arrive. Discarding keeps nothing, so it
+/// costs no memory; both bounds keep a client from holding the connection open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Linger {
+    max_bytes: u64,
+    max_time: Duration,
+}
+
+impl Linger {
+    /// At most this many bytes of the request body are read and dropped after the answer:
+    /// 8 MiB.
+    pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+    /// For at most this long after the answer: 2 seconds. A client that has not finished
+    /// sending by then loses the connection (and, over HTTP/1.x, likely the answer).
+    pub const MAX_TIME: Duration = Duration::from_secs(2);
+
+    /// The bounds every lingering answer has ([`MAX_BYTES`](Self::MAX_BYTES),
+    /// [`MAX_TIME`](Self::MAX_TIME)).
+    pub const DEFAULT: Self = Self {
+        max_bytes: Self::MAX_BYTES,
+        max_time: Self::MAX_TIME,
+    };
+
+    /// How many bytes of the request body to read and drop at most; then close.
+    #[must_use]
+    pub const fn max_bytes(self) -> u64 {
+        self.max_bytes
+    }
+
+    /// How long to read and drop at most, counted from when the answer is given; then close.
+    #[must_use]
+    pub const fn max_time(self) -> Duration {
+        self.max_time
+    }
+}
+
+// A body twice the default limit, refused by its `Content-Length`, is drained whole.
+const _: () = assert!(Linger::MAX_BYTES >= 2 * crate::receive::DEFAULT_MAX_BODY_BYTES as u64);
 
 /// Why a request got an [`Answer`]: a stable name for logs and metrics ([`Reason::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -476,6 +521,19 @@ impl Answer {
         self.close
     }
 
+    /// What to do with the rest of the request body after this answer: `Some` exactly when
+    /// the answer [closes the connection](Self::closes_connection) because the body was left
+    /// unread. The adapter then writes the answer, reads and drops at most
+    /// [`Linger::max_bytes`] of the body for at most [`Linger::max_time`], and closes.
+    #[must_use]
+    pub const fn linger(&self) -> Option<Linger> {
+        if self.close {
+            Some(Linger::DEFAULT)
+        } else {
+            None
+        }
+    }
+
     /// The stored `Content-Type` and body of a [`replay`](Self::replay).
     #[must_use]
     pub fn stored_answer(&self) -> Option<(&HeaderValue, &Bytes)> {
@@ -768,6 +826,18 @@ mod tests {
             let response = answer.to_response();
             assert_eq!(response.body(), answer.body_text().as_bytes());
             assert_eq!(response.status(), answer.status());
+        }
+    }
+
+    #[test]
+    fn an_answer_lingers_exactly_when_it_closes_for_an_unread_body() {
+        for answer in every_answer() {
+            let linger = answer.linger();
+            assert_eq!(linger.is_some(), answer.closes_connection(), "{answer:?}");
+            if let Some(linger) = linger {
+                assert_eq!(linger.max_bytes(), Linger::MAX_BYTES);
+                assert_eq!(linger.max_time(), Linger::MAX_TIME);
+            }
         }
     }
 

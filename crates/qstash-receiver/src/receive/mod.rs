@@ -32,7 +32,7 @@ use http::{HeaderName, StatusCode, Version};
 use serde::de::DeserializeOwned;
 
 pub use self::answer::{
-    Answer, LOG_TARGET, LogLevel, MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY, Reason, Refusal,
+    Answer, LOG_TARGET, Linger, LogLevel, MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY, Reason, Refusal,
 };
 pub use self::budget::DEFAULT_BUDGET_BODIES;
 

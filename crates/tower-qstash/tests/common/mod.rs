@@ -1,6 +1,6 @@
 //! What the test binaries share: the apps under test (the layer, the extractor alone), table
-//! cases as in-process requests, a raw HTTP/1.1 client over a real socket, a hyper client,
-//! and a server on loopback.
+//! cases as in-process requests, a raw request head (the table's wire driver,
+//! `qstash_test_cases::wire`, sends it), a hyper client, and a server on loopback.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -24,7 +24,6 @@ use http_body_util::combinators::BoxBody;
 use hyper_util::rt::TokioIo;
 use qstash_receiver::{Receiver, Verifier};
 use qstash_test_cases::{Case, Framing, Got, LIMIT, Order, ROUTE_PATH, Transport, handled_body};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tower_qstash::{ConfigSource, Layered, QStash, QStashLayer};
 
@@ -228,158 +227,6 @@ pub fn request_head(
     head.extend_from_slice(framing.as_bytes());
     head.extend_from_slice(b"\r\n");
     head
-}
-
-/// A raw HTTP/1.1 client on one TCP connection: writes exactly the bytes a case asks for and
-/// reads answers one at a time, so that keep-alive and `Connection: close` are seen as they
-/// are.
-pub struct RawClient {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-    pub addr: SocketAddr,
-}
-
-impl RawClient {
-    pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            stream,
-            buf: Vec::new(),
-            addr,
-        }
-    }
-
-    /// Writes a table case: its head, and its body as its framing says (for `Declared` and
-    /// `Stalled`, the body and then nothing).
-    pub async fn write_case(&mut self, case: &Case) -> std::io::Result<()> {
-        let framing = match case.content_length() {
-            Some(len) => format!("content-length: {len}\r\n"),
-            None => "transfer-encoding: chunked\r\n".to_owned(),
-        };
-        let head = request_head(
-            case.method,
-            &case.target,
-            self.addr,
-            &case.headers,
-            &framing,
-        );
-        self.stream.write_all(&head).await?;
-        if case.framing == Framing::Chunked {
-            for chunk in case.body.chunks(1000) {
-                let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-                framed.extend_from_slice(chunk);
-                framed.extend_from_slice(b"\r\n");
-                self.stream.write_all(&framed).await?;
-            }
-            self.stream.write_all(b"0\r\n\r\n").await?;
-        } else {
-            self.stream.write_all(&case.body).await?;
-        }
-        self.stream.flush().await
-    }
-
-    async fn fill(&mut self) -> std::io::Result<usize> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk).await?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
-    }
-
-    /// Reads one whole answer (`Content-Length` or chunked).
-    pub async fn read_answer(&mut self) -> Result<Got, String> {
-        let end = loop {
-            if let Some(at) = find(&self.buf, b"\r\n\r\n") {
-                break at;
-            }
-            match self.fill().await {
-                Ok(0) => return Err(format!("EOF before the answer's head: {:?}", self.text())),
-                Ok(_) => {}
-                Err(e) => return Err(format!("{e} before the answer's head: {:?}", self.text())),
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 4);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
-        let body = if let Some(len) = header("content-length") {
-            let len: usize = len.parse().map_err(|_| format!("bad length {len:?}"))?;
-            while self.buf.len() < len {
-                match self.fill().await {
-                    Ok(0) => return Err("EOF in the answer's body".into()),
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("{e} in the answer's body")),
-                }
-            }
-            self.buf.drain(..len).collect::<Vec<_>>()
-        } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            self.read_chunked().await?
-        } else {
-            Vec::new()
-        };
-        Ok(Got {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
-    }
-
-    async fn read_chunked(&mut self) -> Result<Vec<u8>, String> {
-        let mut body = Vec::new();
-        loop {
-            let line_end = loop {
-                if let Some(at) = find(&self.buf, b"\r\n") {
-                    break at;
-                }
-                if self.fill().await.map_err(|e| e.to_string())? == 0 {
-                    return Err("EOF in a chunked answer".into());
-                }
-            };
-            let size = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-            let size = usize::from_str_radix(size.trim(), 16).map_err(|e| e.to_string())?;
-            self.buf.drain(..line_end + 2);
-            while self.buf.len() < size + 2 {
-                if self.fill().await.map_err(|e| e.to_string())? == 0 {
-                    return Err("EOF in a chunk".into());
-                }
-            }
-            body.extend(self.buf.drain(..size));
-            self.buf.drain(..2);
-            if size == 0 {
-                return Ok(body);
-            }
-        }
-    }
-
-    /// Whether the server closes the connection (EOF or reset) within a few seconds, with
-    /// nothing more to read.
-    pub async fn closed_by_server(&mut self) -> bool {
-        let read = tokio::time::timeout(Duration::from_secs(5), self.fill()).await;
-        matches!(read, Ok(Ok(0) | Err(_)))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf).into_owned()
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The request body type of the hyper test client.
