@@ -7,7 +7,9 @@
 #
 #   scripts/inbox-bench.sh     # ROUNDS=2 DURATION=10s CONNECTIONS=32 THREADS=2 POOL=16
 #
-# Prints wrk's figures per round and mode, and the ratio postgres / none per round. The
+# Prints wrk's figures per round and mode, the CPU time each process spent per delivery
+# (cpu_us: the receiver, PostgreSQL's server processes, wrk; a figure the machine's other load
+# moves less than the rate), and the ratio postgres / none per round. The
 # PostgreSQL cluster runs with its defaults (fsync on, synchronous_commit on) unless
 # PG_SETTINGS adds `-c name=value` options, e.g. PG_SETTINGS="-c synchronous_commit=off".
 # PROFILE=debug builds the example unoptimised (default: release). BEFORE_BINARY=path adds a
@@ -58,6 +60,24 @@ if [ -n "${PG_SETTINGS:-}" ]; then
 fi
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) on $(nproc) CPUs before the run"
 
+ticks="$(getconf CLK_TCK)"
+postmaster="$(head -1 "$work/pg/data/postmaster.pid")"
+# CPU ticks of the cluster: the postmaster with its reaped children (the backends of closed
+# connections) and its live children.
+pg_ticks() {
+    local t child
+    t="$(awk '{print $14 + $15 + $16 + $17}' "/proc/$postmaster/stat")"
+    for child in $(pgrep -P "$postmaster"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$child/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+pg_children="$(pgrep -c -P "$postmaster")"
+per_delivery() { # TICKS REQUESTS: microseconds per delivery
+    python3 -c 'import sys; print(round(int(sys.argv[1]) * 1e6 / int(sys.argv[2]) / int(sys.argv[3])))' \
+        "$1" "$ticks" "$2"
+}
+
 labels="none postgres"
 if [ -n "${BEFORE_BINARY:-}" ]; then labels="none before postgres"; fi
 
@@ -76,13 +96,29 @@ for round in $(seq 1 "$rounds"); do
             if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
             sleep 0.05
         done
-        result="$(REQUESTS="$work/requests.tsv" THREADS="$threads" wrk -t "$threads" \
-            -c "$connections" -d "$duration" -s scripts/inbox-bench/deliveries.lua \
-            "http://127.0.0.1:$port/api/webhook" | grep '^RESULT')"
+        pg_before="$(pg_ticks)"
+        # `time` gives wrk's own CPU seconds (user and system).
+        { TIMEFORMAT='%U %S' && time REQUESTS="$work/requests.tsv" THREADS="$threads" \
+            wrk -t "$threads" -c "$connections" -d "$duration" \
+            -s scripts/inbox-bench/deliveries.lua "http://127.0.0.1:$port/api/webhook" \
+            >"$work/wrk.out"; } 2>"$work/wrk.time"
+        result="$(grep '^RESULT' "$work/wrk.out")"
+        receiver_ticks="$(awk '{print $14 + $15}' "/proc/$receiver_pid/stat")"
         kill "$receiver_pid" && wait "$receiver_pid" 2>/dev/null || true
         receiver_pid=""
+        # The pool's backends exit with the receiver; wait until the postmaster reaped them.
+        for _ in $(seq 1 100); do
+            if [ "$(pgrep -c -P "$postmaster")" -le "$pg_children" ]; then break; fi
+            sleep 0.05
+        done
+        pg_used=$(($(pg_ticks) - pg_before))
+        requests="$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$result")"
+        wrk_ticks="$(awk -v t="$ticks" '{printf "%d", ($1 + $2) * t}' "$work/wrk.time")"
+        cpu="cpu_us: receiver=$(per_delivery "$receiver_ticks" "$requests")"
+        cpu="$cpu postgres=$(per_delivery "$pg_used" "$requests")"
+        cpu="$cpu wrk=$(per_delivery "$wrk_ticks" "$requests")"
         rows="$(psql "$database_url" -Atc "SELECT count(*) FROM orders WHERE message_id LIKE 'msg_${label}_${round}_%'")"
-        echo "round $round $label: ${result#RESULT } rows=$rows"
+        echo "round $round $label: ${result#RESULT } rows=$rows $cpu load=$(cut -d' ' -f1 /proc/loadavg)"
         rps="$(sed -E 's/.* rps=([0-9]+).*/\1/' <<<"$result")"
         total["$round,$label"]="$rps"
     done

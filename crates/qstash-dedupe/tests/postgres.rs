@@ -630,3 +630,59 @@ async fn a_handler_that_commits_and_begins_again_is_caught() {
         "the second transaction's effect rolled back"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_the_first_schema_is_migrated_and_keeps_its_marks() {
+    let setup = setup!(4);
+    // The table and indexes as the inbox's first schema created them, with one mark.
+    let s = &setup.schema;
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE {s}.inbox (consumer TEXT NOT NULL, message_id TEXT NOT NULL, \
+           token_id TEXT, status SMALLINT NOT NULL, content_type TEXT NOT NULL, \
+           body BYTEA NOT NULL, handled_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
+           PRIMARY KEY (consumer, message_id)); \
+         CREATE UNIQUE INDEX inbox_token_id ON {s}.inbox (consumer, token_id); \
+         CREATE INDEX inbox_handled_at ON {s}.inbox (consumer, handled_at); \
+         INSERT INTO {s}.inbox (consumer, message_id, token_id, status, content_type, body) \
+           VALUES ('default', 'msg_old', 'jwt_old', 201, 'text/plain', 'before')"
+    ))
+    .execute(&setup.pool)
+    .await
+    .unwrap();
+
+    let inbox = setup.inbox().await;
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes \
+         WHERE schemaname = $1 AND tablename = 'inbox' ORDER BY indexname",
+    )
+    .bind(s)
+    .fetch_all(&setup.pool)
+    .await
+    .unwrap();
+    let names: Vec<&str> = indexes.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["inbox_handled_at", "inbox_pkey", "inbox_token"],
+        "the first schema's token index is replaced, not kept beside the new one"
+    );
+    let token = &indexes[2].1;
+    assert!(token.starts_with("CREATE UNIQUE INDEX"), "{token}");
+    assert!(token.ends_with("WHERE (token_id IS NOT NULL)"), "{token}");
+
+    // The old mark still answers for its message; new deliveries are marked as before.
+    let old = deliver(&setup, &inbox, "msg_old", 200).await;
+    assert_eq!(old.kind(), InboxAnswerKind::Duplicate);
+    assert_eq!(old.status(), 201);
+    assert_eq!(old.body().as_ref(), b"before");
+    assert_eq!(setup.effects("msg_old").await, 0);
+    assert_eq!(
+        deliver(&setup, &inbox, "msg_new", 200).await.kind(),
+        InboxAnswerKind::Handler
+    );
+    assert_eq!(
+        deliver(&setup, &inbox, "msg_new", 200).await.kind(),
+        InboxAnswerKind::Duplicate
+    );
+    inbox.migrate().await.unwrap();
+    assert_eq!(setup.marks().await, 2);
+}

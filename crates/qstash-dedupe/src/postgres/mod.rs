@@ -21,7 +21,7 @@ pub use self::schema::{DEFAULT_SCHEMA, DEFAULT_TABLE};
 pub use self::transaction::InboxTransaction;
 
 use self::error::{database_answer, secs_u32};
-use self::schema::{MAX_SCHEMA_NAME, MAX_TABLE_NAME, Mark, Statements, check_identifier};
+use self::schema::{MAX_SCHEMA_NAME, MAX_TABLE_NAME, Mark, RowId, Statements, check_identifier};
 use crate::deduplicator::{DEFAULT_RETENTION, RetryAfter};
 
 /// The consumer name by default: `default`.
@@ -298,14 +298,42 @@ impl PgInbox {
         let claim = settings
             .sql
             .claim(&settings.consumer, message_id, tx.token_id());
-        let rows = match tx.conn().fetch_all(sqlx::raw_sql(&claim)).await {
-            Ok(rows) => rows,
+        let row = match tx.conn().fetch_all(sqlx::raw_sql(&claim)).await {
+            Ok(rows) => rows.first().map(|row| row.try_get::<Option<String>, _>(0)),
             Err(error) => return Err(self.failed(delivery, "claim", &error)),
         };
-        let claimed = (|| {
+        match row {
+            Some(Ok(Some(text))) => match RowId::parse(&text) {
+                Some(row) => tx.set_row(row),
+                None => {
+                    let error = sqlx::Error::Decode("the claim returned no row id".into());
+                    return Err(self.failed(delivery, "claim", &error));
+                }
+            },
+            // The claim took nothing: a duplicate, a concurrent attempt, a replayed token.
+            Some(Ok(None)) => return Err(self.taken(delivery, tx).await),
+            Some(Err(error)) => return Err(self.failed(delivery, "claim", &error)),
+            None => return Err(self.failed(delivery, "claim", &sqlx::Error::RowNotFound)),
+        }
+        tracing::debug!(message_id, "inbox: message claimed, running the handler");
+        Ok(tx)
+    }
+
+    /// What to answer when the claim took nothing, from what holds the message (read in
+    /// the delivery's transaction, which then rolls back).
+    async fn taken(&self, delivery: &Delivery, mut tx: InboxTransaction) -> InboxAnswer {
+        let settings = &*self.settings;
+        let message_id = delivery.message_id.as_str();
+        let lookup = settings
+            .sql
+            .lookup(&settings.consumer, message_id, tx.token_id());
+        let rows = match tx.conn().fetch_all(sqlx::raw_sql(&lookup)).await {
+            Ok(rows) => rows,
+            Err(error) => return self.failed(delivery, "claim", &error),
+        };
+        let found = (|| {
             let row = rows.first().ok_or(sqlx::Error::RowNotFound)?;
             Ok::<_, sqlx::Error>((
-                row.try_get::<bool, _>("o_locked")?,
                 row.try_get::<bool, _>("o_token_free")?,
                 row.try_get::<Option<i16>, _>("o_status")?,
                 row.try_get::<Option<String>, _>("o_content_type")?,
@@ -313,17 +341,17 @@ impl PgInbox {
                 row.try_get::<bool, _>("o_replayed")?,
             ))
         })();
-        let (locked, token_free, status, content_type, body, replayed) = match claimed {
-            Ok(claimed) => claimed,
-            Err(error) => return Err(self.failed(delivery, "claim", &error)),
+        let (token_free, status, content_type, body, replayed) = match found {
+            Ok(found) => found,
+            Err(error) => return self.failed(delivery, "claim", &error),
         };
+        tx.rollback().await;
         if !token_free || replayed {
-            tx.rollback().await;
             let answer = Answer::replayed("inbox: token id seen on another message");
-            return Err(answer.with_message_id(message_id).into());
+            return answer.with_message_id(message_id).into();
         }
         if let Some(status) = status {
-            tx.rollback().await;
+            // 0: a pending mark that a handler committed itself, its answer never stored.
             let status = u16::try_from(status)
                 .ok()
                 .and_then(|s| StatusCode::from_u16(s).ok())
@@ -333,15 +361,12 @@ impl PgInbox {
                 .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
             let answer =
                 Answer::replay(status, content_type, Bytes::from(body.unwrap_or_default()));
-            return Err(answer.with_message_id(message_id).into());
+            return answer.with_message_id(message_id).into();
         }
-        if !locked {
-            tx.rollback().await;
-            let answer = Answer::in_progress(secs_u32(settings.busy_retry_after));
-            return Err(answer.with_message_id(message_id).into());
-        }
-        tracing::debug!(message_id, "inbox: message claimed, running the handler");
-        Ok(tx)
+        // Held by another attempt (or let go in the meantime: it rolled back): QStash
+        // retries after `Retry-After`.
+        let answer = Answer::in_progress(secs_u32(settings.busy_retry_after));
+        answer.with_message_id(message_id).into()
     }
 
     /// Deletes one batch of marks older than the retention, oldest first, through the
@@ -414,8 +439,14 @@ impl PgInbox {
         self.settings.replay_body_limit
     }
 
-    pub(crate) fn mark_and_commit(&self, mark: &Mark<'_>) -> String {
-        self.settings.sql.mark_and_commit(mark)
+    pub(crate) fn done_and_commit(&self, row: &RowId, mark: &Mark<'_>) -> String {
+        self.settings.sql.done_and_commit(row, mark)
+    }
+
+    pub(crate) fn forget(&self, message_id: &str) -> String {
+        self.settings
+            .sql
+            .forget(&self.settings.consumer, message_id)
     }
 }
 

@@ -36,12 +36,17 @@ pub(crate) fn check_identifier(
 pub(crate) struct Statements {
     /// `"schema"."table"`, for messages.
     pub(crate) qualified: String,
-    /// Creating the schema, table and indexes (idempotent).
+    /// Creating the schema, table, indexes and functions, and migrating a table an earlier
+    /// version created (idempotent).
     pub(crate) create: Vec<String>,
-    /// The claim function's quoted name.
-    pub(crate) claim_function: String,
-    /// The mark function's quoted name.
-    pub(crate) mark_function: String,
+    /// The claim function's quoted name: inserts the pending mark.
+    pending_function: String,
+    /// The function that stores the answer in the pending mark.
+    done_function: String,
+    /// The function that says what holds a message the claim could not take.
+    lookup_function: String,
+    /// The function that removes a pending mark a handler committed by itself.
+    forget_function: String,
     /// $1 consumer, $2 retention in seconds, $3 batch size.
     pub(crate) cleanup: String,
 }
@@ -49,8 +54,27 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) fn new(schema: &str, table: &str) -> Self {
         let t = format!("\"{schema}\".\"{table}\"");
+        let function = |suffix: &str| format!("\"{schema}\".\"{table}_{suffix}\"");
+        // The lock keys: hashed from the table, consumer and id, so two tables or consumers
+        // never share a lock; a 64-bit collision only costs a 409 (QStash retries). Every
+        // version of the inbox computes them the same way, so instances of two versions
+        // exclude each other during a rolling deploy.
+        let message_lock = format!(
+            "pg_try_advisory_xact_lock(hashtextextended(\
+               'm' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_message_id, 0))"
+        );
+        let token_lock = format!(
+            "pg_try_advisory_xact_lock(hashtextextended(\
+               'j' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_token_id, 0))"
+        );
+        let decode = "p_consumer TEXT := convert_from(decode(h_consumer, 'hex'), 'UTF8'); \
+             p_message_id TEXT := convert_from(decode(h_message_id, 'hex'), 'UTF8'); \
+             p_token_id TEXT := convert_from(decode(h_token_id, 'hex'), 'UTF8');";
         let mut create = vec![
             format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""),
+            // `status` 0 marks a pending claim: the row is inserted when the handler starts
+            // and gets its answer before `COMMIT`, so no other transaction ever sees it
+            // pending (unless a handler commits the delivery's transaction itself).
             format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\
                  consumer TEXT NOT NULL, \
@@ -62,67 +86,105 @@ impl Statements {
                  handled_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
                  PRIMARY KEY (consumer, message_id))"
             ),
-            // The replay guard: one token id per consumer, ever (a token is signed for one attempt).
+            // The replay guard: one token id per consumer, ever (a token is signed for one
+            // attempt). Partial: with the guard off, marks carry no token and cost this index
+            // nothing.
             format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS \"{table}_token_id\" ON {t} (consumer, token_id)"
+                "CREATE UNIQUE INDEX IF NOT EXISTS \"{table}_token\" ON {t} (consumer, token_id) \
+                 WHERE token_id IS NOT NULL"
             ),
-            // Retention: the cleanup walks this index, oldest first, in batches.
+            // The inbox's first schema indexed every row's token, NULLs too, under another
+            // name: replaced by the partial index above (created first, so the guard is never
+            // without its index), not left in place beside it.
+            format!("DROP INDEX IF EXISTS \"{schema}\".\"{table}_token_id\""),
+            // Retention: the cleanup walks this index, oldest first, in batches. One consumer's
+            // marks arrive in time order, so inserts land on its rightmost leaf.
             format!(
                 "CREATE INDEX IF NOT EXISTS \"{table}_handled_at\" ON {t} (consumer, handled_at)"
             ),
         ];
-        // The claim, one function so that a delivery's BEGIN and claim are one round trip
-        // (`BEGIN; SELECT * FROM claim(..)`) with plans cached per connection, and so that
-        // each of its statements reads a fresh snapshot, taken after the locks.
-        //
-        // Advisory locks, not a blocking insert on the unique key: a concurrent duplicate
+        // The claim: one statement that takes both advisory locks and inserts the pending
+        // mark, which returns its row (or NULL: a lock was held, or a unique key was taken).
+        // Advisory locks, not a blocking insert on the unique keys: a concurrent duplicate
         // answers 409 at once instead of holding a pooled connection until the first attempt
-        // ends. Keys are hashed from the table, consumer and id, so two tables or consumers
-        // never share a lock; a 64-bit collision only costs a 409 (QStash retries).
-        let function = format!("\"{schema}\".\"{table}_claim\"");
+        // ends. With the locks held, no other transaction can hold an uncommitted row with
+        // these keys, so `ON CONFLICT DO NOTHING` never waits; and it checks the unique keys
+        // against the latest committed rows, whatever the statement's snapshot.
+        //
+        // Functions so that BEGIN and the claim are one round trip (`BEGIN; SELECT ..`) with
+        // plans cached per connection. They decode their hex arguments themselves: with
+        // `convert_from(..)` expressions as arguments, pgbench measured PostgreSQL 15 at
+        // ~130 claims/s against ~1600 (`convert_from` derives the `C` collation from its
+        // `name` argument, which the default-collation indexes cannot serve).
+        let pending_function = function("pending");
         create.push(format!(
-            "CREATE OR REPLACE FUNCTION {function}(h_consumer TEXT, h_message_id TEXT, h_token_id TEXT) \
-             RETURNS TABLE (o_locked BOOLEAN, o_token_free BOOLEAN, o_status SMALLINT, \
-                            o_content_type TEXT, o_body BYTEA, o_replayed BOOLEAN) \
-             LANGUAGE plpgsql VOLATILE AS $claim$ \
-             DECLARE \
-               p_consumer TEXT := convert_from(decode(h_consumer, 'hex'), 'UTF8'); \
-               p_message_id TEXT := convert_from(decode(h_message_id, 'hex'), 'UTF8'); \
-               p_token_id TEXT := convert_from(decode(h_token_id, 'hex'), 'UTF8'); \
+            "CREATE OR REPLACE FUNCTION {pending_function}(\
+               h_consumer TEXT, h_message_id TEXT, h_token_id TEXT) \
+             RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $pending$ \
+             DECLARE {decode} o_row TID; \
              BEGIN \
-               o_locked := pg_try_advisory_xact_lock(hashtextextended( \
-                 'm' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_message_id, 0)); \
-               o_token_free := p_token_id IS NULL OR pg_try_advisory_xact_lock(hashtextextended( \
-                 'j' || chr(10) || '{t}' || chr(10) || p_consumer || chr(10) || p_token_id, 0)); \
+               INSERT INTO {t} (consumer, message_id, token_id, status, content_type, body) \
+               SELECT p_consumer, p_message_id, p_token_id, 0, '', '' \
+               WHERE {message_lock} AND (p_token_id IS NULL OR {token_lock}) \
+               ON CONFLICT DO NOTHING RETURNING ctid INTO o_row; \
+               RETURN o_row::TEXT; \
+             END $pending$"
+        ));
+        // The answer, one statement before `COMMIT`: the pending row, found by its row id,
+        // gets the status, content type and body (a heap-only update: no index changes).
+        // Only a row this transaction inserted qualifies: when the handler ended the
+        // delivery's transaction (ROLLBACK, or COMMIT and BEGIN), 25P01, and the query's
+        // `COMMIT` never runs.
+        let done_function = function("done");
+        create.push(format!(
+            "CREATE OR REPLACE FUNCTION {done_function}(\
+               p_row TID, p_status INTEGER, h_content_type TEXT, h_body TEXT) \
+             RETURNS VOID LANGUAGE plpgsql VOLATILE AS $done$ \
+             BEGIN \
+               UPDATE {t} SET status = p_status::SMALLINT, \
+                 content_type = convert_from(decode(h_content_type, 'hex'), 'UTF8'), \
+                 body = decode(h_body, 'hex') \
+               WHERE ctid = p_row AND xmin = pg_current_xact_id()::xid; \
+               IF NOT FOUND THEN \
+                 RAISE EXCEPTION 'the delivery''s transaction was ended before its mark' \
+                   USING ERRCODE = '25P01'; \
+               END IF; \
+             END $done$"
+        ));
+        // When the claim took nothing (rare: a duplicate, a concurrent attempt, a replayed
+        // token): what holds the message. Its statements run after the claim's, so they see
+        // the committed row that made the claim's insert do nothing. The token's lock is
+        // tried again (granted again when this transaction holds it): held elsewhere, the
+        // token is in use on another delivery.
+        let lookup_function = function("lookup");
+        create.push(format!(
+            "CREATE OR REPLACE FUNCTION {lookup_function}(\
+               h_consumer TEXT, h_message_id TEXT, h_token_id TEXT) \
+             RETURNS TABLE (o_token_free BOOLEAN, o_status SMALLINT, o_content_type TEXT, \
+                            o_body BYTEA, o_replayed BOOLEAN) \
+             LANGUAGE plpgsql VOLATILE AS $lookup$ \
+             DECLARE {decode} \
+             BEGIN \
+               o_token_free := p_token_id IS NULL OR {token_lock}; \
                SELECT d.status, d.content_type, d.body INTO o_status, o_content_type, o_body \
                  FROM {t} AS d WHERE d.consumer = p_consumer AND d.message_id = p_message_id; \
                o_replayed := p_token_id IS NOT NULL AND EXISTS (SELECT 1 FROM {t} AS r \
                  WHERE r.consumer = p_consumer AND r.token_id = p_token_id \
                    AND r.message_id <> p_message_id); \
-               PERFORM set_config('qstash_inbox.claim', h_message_id, true); \
                RETURN NEXT; \
-             END $claim$"
+             END $lookup$"
         ));
-        // The mark, one function so that finishing is one statement before `COMMIT`, with
-        // its plan cached per connection. It first checks the transaction is still the one
-        // the claim opened (the transaction-local setting the claim made is gone once that
-        // transaction ended): otherwise 25P01, and the query's `COMMIT` never runs.
-        let mark_function = format!("\"{schema}\".\"{table}_mark\"");
+        // A handler that committed the delivery's transaction itself committed the pending
+        // mark too, without an answer: removed, so that the message is not taken as handled.
+        let forget_function = function("forget");
         create.push(format!(
-            "CREATE OR REPLACE FUNCTION {mark_function}(h_consumer TEXT, h_message_id TEXT, \
-               h_token_id TEXT, p_status INTEGER, h_content_type TEXT, h_body TEXT) \
-             RETURNS VOID LANGUAGE plpgsql VOLATILE AS $mark$ \
+            "CREATE OR REPLACE FUNCTION {forget_function}(h_consumer TEXT, h_message_id TEXT) \
+             RETURNS VOID LANGUAGE plpgsql VOLATILE AS $forget$ \
              BEGIN \
-               IF current_setting('qstash_inbox.claim', true) IS DISTINCT FROM h_message_id THEN \
-                 RAISE EXCEPTION 'the delivery''s transaction was ended before its mark' \
-                   USING ERRCODE = '25P01'; \
-               END IF; \
-               INSERT INTO {t} (consumer, message_id, token_id, status, content_type, body) \
-               VALUES (convert_from(decode(h_consumer, 'hex'), 'UTF8'), \
-                 convert_from(decode(h_message_id, 'hex'), 'UTF8'), \
-                 convert_from(decode(h_token_id, 'hex'), 'UTF8'), p_status::SMALLINT, \
-                 convert_from(decode(h_content_type, 'hex'), 'UTF8'), decode(h_body, 'hex')); \
-             END $mark$"
+               DELETE FROM {t} WHERE consumer = convert_from(decode(h_consumer, 'hex'), 'UTF8') \
+                 AND message_id = convert_from(decode(h_message_id, 'hex'), 'UTF8') \
+                 AND status = 0; \
+             END $forget$"
         ));
         let cleanup = format!(
             "DELETE FROM {t} WHERE ctid = ANY(ARRAY(\
@@ -133,66 +195,97 @@ impl Statements {
         Self {
             qualified: t,
             create,
-            claim_function: function,
-            mark_function,
+            pending_function,
+            done_function,
+            lookup_function,
+            forget_function,
             cleanup,
         }
     }
-}
 
-impl Statements {
     /// `BEGIN` and the claim, one simple query: every value travels hex-encoded, so no
     /// byte of a header can be read as SQL (whatever `standard_conforming_strings` says).
+    /// Its one row holds the pending mark's row id, or NULL.
     pub(crate) fn claim(&self, consumer: &str, message_id: &str, token_id: Option<&str>) -> String {
-        // The function decodes its arguments itself: with `convert_from(..)` expressions as
-        // its arguments, pgbench measured PostgreSQL 15 at ~130 claims/s against ~1600.
-        let mut sql = format!("BEGIN; SELECT * FROM {}('", self.claim_function);
-        hex(&mut sql, consumer.as_bytes());
-        sql.push_str("', '");
-        hex(&mut sql, message_id.as_bytes());
-        sql.push_str("', ");
-        match token_id {
-            Some(token_id) => {
-                sql.push('\'');
-                hex(&mut sql, token_id.as_bytes());
-                sql.push('\'');
-            }
-            None => sql.push_str("NULL"),
-        }
-        sql.push(')');
+        let mut sql = format!("BEGIN; SELECT {}(", self.pending_function);
+        keys(&mut sql, consumer, message_id, token_id);
         sql
     }
 
-    /// The mark and `COMMIT`, one simple query of two statements: every value travels
-    /// hex-encoded, as in the claim.
-    pub(crate) fn mark_and_commit(&self, mark: &Mark<'_>) -> String {
-        let mut sql = format!("SELECT {}('", self.mark_function);
-        hex(&mut sql, mark.consumer.as_bytes());
-        sql.push_str("', '");
-        hex(&mut sql, mark.message_id.as_bytes());
-        sql.push_str("', ");
-        match mark.token_id {
-            Some(token_id) => {
-                sql.push('\'');
-                hex(&mut sql, token_id.as_bytes());
-                sql.push('\'');
-            }
-            None => sql.push_str("NULL"),
-        }
-        sql.push_str(&format!(", {}, '", mark.status));
+    /// What holds the message when the claim took nothing (one row: `o_token_free`,
+    /// `o_status`, `o_content_type`, `o_body`, `o_replayed`).
+    pub(crate) fn lookup(
+        &self,
+        consumer: &str,
+        message_id: &str,
+        token_id: Option<&str>,
+    ) -> String {
+        let mut sql = format!("SELECT * FROM {}(", self.lookup_function);
+        keys(&mut sql, consumer, message_id, token_id);
+        sql
+    }
+
+    /// The answer and `COMMIT`, one simple query of two statements. `row` is the claim's
+    /// row id, as the server wrote it; the other values travel hex-encoded.
+    pub(crate) fn done_and_commit(&self, row: &RowId, mark: &Mark<'_>) -> String {
+        let mut sql = format!(
+            "SELECT {}('{}', {}, '",
+            self.done_function, row.0, mark.status
+        );
         hex(&mut sql, mark.content_type.as_bytes());
         sql.push_str("', '");
         hex(&mut sql, mark.body);
         sql.push_str("'); COMMIT");
         sql
     }
+
+    /// Removes the pending mark of `message_id` (autocommit), after a handler committed the
+    /// delivery's transaction itself.
+    pub(crate) fn forget(&self, consumer: &str, message_id: &str) -> String {
+        let mut sql = format!("SELECT {}('", self.forget_function);
+        hex(&mut sql, consumer.as_bytes());
+        sql.push_str("', '");
+        hex(&mut sql, message_id.as_bytes());
+        sql.push_str("')");
+        sql
+    }
 }
 
-/// What a mark stores.
+/// `'consumer', 'message id', 'token' | NULL)`, hex-encoded.
+fn keys(sql: &mut String, consumer: &str, message_id: &str, token_id: Option<&str>) {
+    sql.push('\'');
+    hex(sql, consumer.as_bytes());
+    sql.push_str("', '");
+    hex(sql, message_id.as_bytes());
+    sql.push_str("', ");
+    match token_id {
+        Some(token_id) => {
+            sql.push('\'');
+            hex(sql, token_id.as_bytes());
+            sql.push('\'');
+        }
+        None => sql.push_str("NULL"),
+    }
+    sql.push(')');
+}
+
+/// The pending mark's row id (`ctid`) as the server wrote it, e.g. `(12,3)`: checked to be
+/// only that, so it can travel back in a query as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowId(String);
+
+impl RowId {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let inner = text.strip_prefix('(')?.strip_suffix(')')?;
+        let (block, offset) = inner.split_once(',')?;
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
+        (digits(block) && digits(offset)).then(|| Self(text.to_owned()))
+    }
+}
+
+/// The answer a mark stores.
 pub(crate) struct Mark<'a> {
-    pub(crate) consumer: &'a str,
-    pub(crate) message_id: &'a str,
-    pub(crate) token_id: Option<&'a str>,
     pub(crate) status: u16,
     pub(crate) content_type: &'a str,
     pub(crate) body: &'a [u8],
@@ -239,41 +332,94 @@ mod tests {
     fn statements_name_the_quoted_table() {
         let sql = Statements::new("s", "T");
         assert_eq!(sql.qualified, "\"s\".\"T\"");
-        assert!(sql.create[3].contains("ON \"s\".\"T\" (consumer, handled_at)"));
+        assert!(
+            sql.create
+                .iter()
+                .any(|c| c.contains("ON \"s\".\"T\" (consumer, handled_at)"))
+        );
+        assert!(sql.create.iter().any(|c| c.contains(
+            "\"T_token\" ON \"s\".\"T\" (consumer, token_id) WHERE token_id IS NOT NULL"
+        )));
+        assert!(
+            sql.create
+                .iter()
+                .any(|c| c == "DROP INDEX IF EXISTS \"s\".\"T_token_id\""),
+            "the first schema's token index is replaced"
+        );
         assert_eq!(
             sql.claim("c", "m", None),
-            "BEGIN; SELECT * FROM \"s\".\"T_claim\"('63', '6d', NULL)"
+            "BEGIN; SELECT \"s\".\"T_pending\"('63', '6d', NULL)"
         );
+        assert_eq!(
+            sql.lookup("c", "m", Some("j")),
+            "SELECT * FROM \"s\".\"T_lookup\"('63', '6d', '6a')"
+        );
+        assert_eq!(
+            sql.forget("c", "m"),
+            "SELECT \"s\".\"T_forget\"('63', '6d')"
+        );
+    }
+
+    /// Between the quotes of `sql`, only hex digits.
+    #[track_caller]
+    fn only_hex_is_quoted(sql: &str) {
+        for (i, part) in sql.split('\'').enumerate() {
+            if i % 2 == 1 {
+                assert!(part.bytes().all(|b| b.is_ascii_hexdigit()), "{part}");
+            }
+        }
     }
 
     #[test]
     fn values_travel_as_hex_digits_only() {
         let sql = Statements::new("s", "t");
         let hostile = "msg'); DROP TABLE t; --\\'";
-        let claim = sql.claim(hostile, hostile, Some(hostile));
-        assert!(!claim.contains("DROP"), "{claim}");
-        for (i, part) in claim.split('\'').enumerate() {
-            if i % 2 == 1 {
-                assert!(part.bytes().all(|b| b.is_ascii_hexdigit()), "{part}");
-            }
+        for query in [
+            sql.claim(hostile, hostile, Some(hostile)),
+            sql.lookup(hostile, hostile, Some(hostile)),
+            sql.forget(hostile, hostile),
+        ] {
+            assert!(!query.contains("DROP"), "{query}");
+            only_hex_is_quoted(&query);
         }
-        let mark = sql.mark_and_commit(&Mark {
-            consumer: "c",
-            message_id: hostile,
-            token_id: None,
-            status: 201,
-            content_type: "text/plain",
-            body: b"\x00'\\",
-        });
-        assert!(!mark.contains("DROP"));
-        assert!(mark.contains("'00275c'"), "{mark}");
-        assert!(mark.starts_with("SELECT \"s\".\"t_mark\"('63', "), "{mark}");
-        assert!(mark.ends_with("'); COMMIT"), "{mark}");
-        // Between the quotes, only hex digits.
-        for (i, part) in mark.split('\'').enumerate() {
-            if i % 2 == 1 {
-                assert!(part.bytes().all(|b| b.is_ascii_hexdigit()), "{part}");
-            }
+        let row = RowId::parse("(12,3)").unwrap();
+        let done = sql.done_and_commit(
+            &row,
+            &Mark {
+                status: 201,
+                content_type: "text/plain'; DROP TABLE t; --",
+                body: b"\x00'\\",
+            },
+        );
+        assert!(!done.contains("DROP"), "{done}");
+        assert!(done.contains("'00275c'"), "{done}");
+        assert!(
+            done.starts_with("SELECT \"s\".\"t_done\"('(12,3)', 201, '"),
+            "{done}"
+        );
+        assert!(done.ends_with("'); COMMIT"), "{done}");
+        only_hex_is_quoted(&done.replace("'(12,3)'", "''"));
+    }
+
+    #[test]
+    fn a_row_id_is_only_what_the_server_writes() {
+        assert_eq!(RowId::parse("(0,1)"), Some(RowId("(0,1)".to_owned())));
+        assert!(RowId::parse("(4294967295,65535)").is_some());
+        for bad in [
+            "",
+            "()",
+            "(1)",
+            "(1,)",
+            "(,1)",
+            "1,2",
+            "(1,2",
+            "(1,2)x",
+            "(1, 2)",
+            "(1,2');--)",
+            "(-1,2)",
+            "(12345678901,1)",
+        ] {
+            assert_eq!(RowId::parse(bad), None, "{bad}");
         }
     }
 }

@@ -9,7 +9,7 @@ use sqlx::{Executor as _, Postgres};
 
 use crate::postgres::PgInbox;
 use crate::postgres::answer::InboxAnswer;
-use crate::postgres::schema::Mark;
+use crate::postgres::schema::{Mark, RowId};
 
 /// A delivery whose handler runs: the open transaction that holds its claim, with the
 /// message id and retry count. Write the handler's effects through it (it dereferences to
@@ -22,9 +22,9 @@ use crate::postgres::schema::Mark;
 /// handler cleanly.
 ///
 /// The transaction is the connection's own (`BEGIN` was sent with the claim, in one round
-/// trip, and `finish` sends the mark with `COMMIT`): do not call sqlx's `begin`, `commit` or
-/// `rollback` on the connection; use `SAVEPOINT` statements for nested work. A handler that
-/// ends the transaction itself gets a 500 from `finish` and an `error` event.
+/// trip, and `finish` sends the mark's answer with `COMMIT`): do not call sqlx's `begin`,
+/// `commit` or `rollback` on the connection; use `SAVEPOINT` statements for nested work. A
+/// handler that ends the transaction itself gets a 500 from `finish` and an `error` event.
 #[must_use]
 pub struct InboxTransaction {
     /// `None` only once settled (the consuming methods) or dropped.
@@ -33,6 +33,8 @@ pub struct InboxTransaction {
     message_id: String,
     retried: u32,
     token_id: Option<String>,
+    /// The pending mark the claim inserted; set before the handler runs.
+    row: Option<RowId>,
 }
 
 impl fmt::Debug for InboxTransaction {
@@ -58,7 +60,12 @@ impl InboxTransaction {
             message_id,
             retried,
             token_id,
+            row: None,
         }
+    }
+
+    pub(crate) fn set_row(&mut self, row: RowId) {
+        self.row = Some(row);
     }
 
     pub(crate) fn token_id(&self) -> Option<&str> {
@@ -83,9 +90,9 @@ impl InboxTransaction {
         self
     }
 
-    /// Settles the delivery with the handler's answer: on a 2xx, writes the mark (with the
-    /// status, content type and the first bytes of the body, for replays) and commits, in
-    /// one round trip, then returns the answer; on anything else, rolls back and returns the
+    /// Settles the delivery with the handler's answer: on a 2xx, stores the status, content
+    /// type and the first bytes of the body in the mark (for replays) and commits, in one
+    /// round trip, then returns the answer; on anything else, rolls back and returns the
     /// answer.
     ///
     /// When the mark or the commit fails, nothing was committed and the answer becomes the
@@ -99,16 +106,22 @@ impl InboxTransaction {
             self.rollback().await;
             return answer;
         }
+        let Some(row) = self.row.take() else {
+            let error = sqlx::Error::Decode("the delivery holds no claim".into());
+            return self
+                .inbox
+                .failed_at(&self.message_id, self.retried, "mark and commit", &error);
+        };
         let body = answer.body();
         let kept = &body[..body.len().min(self.inbox.replay_body_limit())];
-        let sql = self.inbox.mark_and_commit(&Mark {
-            consumer: self.inbox.consumer(),
-            message_id: &self.message_id,
-            token_id: self.token_id.as_deref(),
-            status: status.as_u16(),
-            content_type: answer.body_content_type().to_str().unwrap_or_default(),
-            body: kept,
-        });
+        let sql = self.inbox.done_and_commit(
+            &row,
+            &Mark {
+                status: status.as_u16(),
+                content_type: answer.body_content_type().to_str().unwrap_or_default(),
+                body: kept,
+            },
+        );
         match self.conn().execute(sqlx::raw_sql(&sql)).await {
             Ok(_) => {
                 // Committed: the connection goes back to the pool.
@@ -129,9 +142,16 @@ impl InboxTransaction {
                              (begin/commit/rollback on its connection): its effects are not \
                              covered by the mark; use SAVEPOINT for nested work"
                         );
+                        // A COMMIT of the handler's committed the pending mark, without an
+                        // answer: removed, so the message is not taken as handled.
+                        let forget = format!("ROLLBACK; {}", self.inbox.forget(&self.message_id));
+                        if self.conn().execute(sqlx::raw_sql(&forget)).await.is_ok() {
+                            drop(self.conn.take());
+                        }
                     }
                 }
-                // Dropping `self` closes the connection: the server ends the transaction.
+                // Dropping `self` closes the connection (unless it went back to the pool
+                // above): the server ends the transaction.
                 self.inbox
                     .failed_at(&self.message_id, self.retried, "mark and commit", &error)
             }
