@@ -22,7 +22,7 @@ pub use crate::deduplicator::{
     Attempt, DEFAULT_LEASE, DEFAULT_RETENTION, DUPLICATE_HEADER, Decision, Deduplicator,
     RetryAfter, StoreFailure,
 };
-pub use crate::memory::{Clock, DEFAULT_CAPACITY, MemoryStore, SystemClock};
+pub use crate::memory::{DEFAULT_CAPACITY, MemoryStore};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use crate::postgres::{
@@ -43,3 +43,6 @@ pub use crate::tower::{Dedupe, DedupeLayer, ResponseBody, ResponseFuture};
 /// The core's one answer type (the same as `qstash_receiver::Answer`), which
 /// [`Decision::Answer`] carries.
 pub use qstash_receiver::Answer;
+/// The workspace's one clock (the same as `qstash_receiver::Clock`), which a
+/// [`MemoryStore`] reads: [`Clock::system`], or [`Clock::manual`] for tests that move time.
+pub use qstash_receiver::Clock;

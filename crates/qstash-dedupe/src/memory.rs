@@ -4,29 +4,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::{Future, ready};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use qstash_receiver::Clock;
 
 use crate::store::{Begin, DedupeStore, Settled, StoreError, StoreErrorKind, ttl_millis};
 
 /// How many marks a [`MemoryStore`] keeps by default: 100 000 (a few tens of MiB with
 /// QStash's ~40-byte message ids).
 pub const DEFAULT_CAPACITY: usize = 100_000;
-
-/// A monotonic clock, injectable so that tests can move time without sleeping.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> Instant;
-}
-
-/// The system's monotonic clock ([`Instant::now`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
 
 /// Dedupe marks in memory: the default store.
 ///
@@ -41,11 +27,19 @@ impl Clock for SystemClock {
 /// evicted: when every mark is in progress, `begin` fails with [`StoreErrorKind::Full`]
 /// (which the layers answer with 503 + `Retry-After` by default).
 ///
+/// Time: marks expire on the store's [`Clock`] (see [`with_clock`](MemoryStore::with_clock)),
+/// in unix milliseconds. The default, [`Clock::system`], is the wall clock, as a Redis server
+/// counts its expiries: a step of the system clock moves every expiry with it (stepped forward
+/// by a minute, marks end a minute early, so a lease can end while its handler still runs;
+/// stepped back, they last longer). NTP slews small corrections rather than stepping, so steps
+/// are rare (a clock set at boot or by hand). In return the store, the receiver and a local
+/// QStash read one time, and a test moves all three with one [`Clock::manual`].
+///
 /// No async runtime is needed: every call completes at once under a `std::sync::Mutex`.
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Marks>>,
-    clock: Arc<dyn Clock>,
+    clock: Clock,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -76,21 +70,24 @@ impl MemoryStore {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Marks::new(capacity.max(1)))),
-            clock: Arc::new(SystemClock),
+            clock: Clock::system(),
         }
     }
 
-    /// The same store read through `clock` (for tests: move time without sleeping).
+    /// The same store on `clock`. Defaults to [`Clock::system`].
+    ///
+    /// For tests, a [`Clock::manual`] moves time without sleeping; the receiver and a local
+    /// QStash can share it.
     #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
     /// How many marks are alive now.
     #[must_use]
     pub fn len(&self) -> usize {
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let mut marks = self.lock();
         marks.purge(now);
         marks.map.len()
@@ -109,13 +106,13 @@ impl MemoryStore {
     }
 
     fn begin_now(&self, key: &str, owner: &str, lease: Duration) -> Result<Begin, StoreError> {
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let mut marks = self.lock();
         marks.purge(now);
         if let Some(mark) = marks.map.get(key) {
             return Ok(match mark.state {
                 State::Leased(_) => Begin::InProgress {
-                    remaining: Some(mark.expires.saturating_duration_since(now)),
+                    remaining: Some(Duration::from_millis(mark.expires.saturating_sub(now))),
                 },
                 State::Done => Begin::Done,
             });
@@ -131,7 +128,7 @@ impl MemoryStore {
         owner: &str,
         retention: Duration,
     ) -> Result<Settled, StoreError> {
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let mut marks = self.lock();
         marks.purge(now);
         match marks.map.get(key).map(|mark| &mark.state) {
@@ -146,7 +143,7 @@ impl MemoryStore {
     }
 
     fn release_now(&self, key: &str, owner: &str) -> Settled {
-        let now = self.clock.now();
+        let now = self.clock.now_ms();
         let mut marks = self.lock();
         marks.purge(now);
         match marks.map.get(key).map(|mark| &mark.state) {
@@ -187,12 +184,9 @@ impl DedupeStore for MemoryStore {
     }
 }
 
-fn expiry(now: Instant, ttl: Duration) -> Instant {
-    let ttl = Duration::from_millis(ttl_millis(ttl));
-    // Far enough for any retention, and no overflow on platforms with a small `Instant`.
-    now.checked_add(ttl)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
+/// When a mark made at `now` (unix milliseconds) for `ttl` expires.
+fn expiry(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(ttl_millis(ttl))
 }
 
 enum State {
@@ -202,7 +196,8 @@ enum State {
 
 struct Mark {
     state: State,
-    expires: Instant,
+    /// Unix milliseconds on the store's clock.
+    expires: u64,
     /// Distinguishes this mark's entry in the expiry index from an older one of the same key.
     seq: u64,
 }
@@ -212,8 +207,8 @@ struct Mark {
 struct Marks {
     capacity: usize,
     map: HashMap<Box<str>, Mark>,
-    leases: BTreeMap<(Instant, u64), Box<str>>,
-    done: BTreeMap<(Instant, u64), Box<str>>,
+    leases: BTreeMap<(u64, u64), Box<str>>,
+    done: BTreeMap<(u64, u64), Box<str>>,
     seq: u64,
 }
 
@@ -228,7 +223,7 @@ impl Marks {
         }
     }
 
-    fn insert(&mut self, key: &str, state: State, expires: Instant) {
+    fn insert(&mut self, key: &str, state: State, expires: u64) {
         self.seq += 1;
         let seq = self.seq;
         let index = match state {
@@ -257,7 +252,7 @@ impl Marks {
     }
 
     /// Drops every mark that expired at or before `now`.
-    fn purge(&mut self, now: Instant) {
+    fn purge(&mut self, now: u64) {
         for index in [&mut self.leases, &mut self.done] {
             while let Some(entry) = index.first_entry() {
                 if entry.key().0 > now {
@@ -293,39 +288,11 @@ impl Marks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// A clock that moves only when told to.
-    #[derive(Clone)]
-    struct ManualClock {
-        start: Instant,
-        offset_ms: Arc<AtomicU64>,
-    }
-
-    impl ManualClock {
-        fn new() -> Self {
-            Self {
-                start: Instant::now(),
-                offset_ms: Arc::new(AtomicU64::new(0)),
-            }
-        }
-
-        fn advance(&self, by: Duration) {
-            self.offset_ms
-                .fetch_add(u64::try_from(by.as_millis()).unwrap(), Ordering::SeqCst);
-        }
-    }
-
-    impl Clock for ManualClock {
-        fn now(&self) -> Instant {
-            self.start + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
-        }
-    }
 
     const SEC: Duration = Duration::from_secs(1);
 
-    fn store(capacity: usize) -> (MemoryStore, ManualClock) {
-        let clock = ManualClock::new();
+    fn store(capacity: usize) -> (MemoryStore, Clock) {
+        let clock = Clock::manual(1_767_225_600_000);
         (
             MemoryStore::with_capacity(capacity).with_clock(clock.clone()),
             clock,
@@ -495,6 +462,29 @@ mod tests {
             Ok(Begin::InProgress { .. })
         ));
         clock.advance(Duration::from_millis(1));
+        assert_eq!(store.begin_now("k", "b", SEC), Ok(Begin::Started));
+    }
+
+    #[test]
+    fn a_ttl_past_the_end_of_time_saturates() {
+        let (store, clock) = store(10);
+        assert_eq!(store.begin_now("k", "a", Duration::MAX), Ok(Begin::Started));
+        clock.advance_to(u64::MAX - 1);
+        assert!(matches!(
+            store.begin_now("k", "b", SEC),
+            Ok(Begin::InProgress { .. })
+        ));
+    }
+
+    #[test]
+    fn marks_follow_a_clock_shared_with_others() {
+        let clock = Clock::manual(1_767_225_600_000);
+        let store = MemoryStore::new().with_clock(clock.clone());
+        assert_eq!(store.begin_now("k", "a", SEC), Ok(Begin::Started));
+        assert_eq!(store.complete_now("k", "a", SEC * 60), Ok(Settled::Applied));
+        // Whoever holds another clone (a test, a local QStash) moves the store's time.
+        let elsewhere = clock.clone();
+        elsewhere.advance_to(1_767_225_600_000 + 60_000);
         assert_eq!(store.begin_now("k", "b", SEC), Ok(Begin::Started));
     }
 

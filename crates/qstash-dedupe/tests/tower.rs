@@ -6,9 +6,9 @@ mod support;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -478,36 +478,12 @@ async fn replay_guard_without_claims_answers_500() {
     assert_eq!(handler.runs("m"), 0);
 }
 
-/// A clock that moves only when told to.
-#[derive(Clone)]
-struct ManualClock {
-    start: Instant,
-    offset_ms: Arc<AtomicU64>,
-}
-
-impl ManualClock {
-    fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            offset_ms: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    fn advance(&self, by: Duration) {
-        let ms = u64::try_from(by.as_millis()).unwrap();
-        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
-    }
-}
+/// Unix milliseconds where the manual clocks of these tests start.
+const START_MS: u64 = 1_767_225_600_000;
 
 #[tokio::test]
 async fn a_cancelled_attempt_blocks_the_message_until_its_lease_expires() {
-    let clock = ManualClock::new();
+    let clock = Clock::manual(START_MS);
     let store = MemoryStore::new().with_clock(clock.clone());
     let entered = Arc::new(Notify::new());
     let runs = Arc::new(AtomicUsize::new(0));
@@ -552,7 +528,7 @@ async fn a_cancelled_attempt_blocks_the_message_until_its_lease_expires() {
 
 #[tokio::test]
 async fn done_marks_expire_after_the_retention() {
-    let clock = ManualClock::new();
+    let clock = Clock::manual(START_MS);
     let handler = Handler::default();
     let router = handler.router(
         Deduplicator::new(MemoryStore::new().with_clock(clock.clone()))

@@ -24,7 +24,7 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let mut rates = Vec::with_capacity(RUNS);
         for run in 1..=RUNS {
-            let engine = Engine::new(Config::new(), Clock::System).unwrap();
+            let engine = Engine::new(Config::new(), Clock::system()).unwrap();
             let driver = tokio::spawn(engine.clone().run());
             let started = Instant::now();
             for n in 0..MESSAGES {

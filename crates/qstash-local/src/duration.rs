@@ -1,7 +1,7 @@
 //! Durations as QStash's headers write them: `10s`, `1d10h30m`, `1.5h`, `300ms` (Go style, plus
 //! `d` for days), or plain seconds; and the waits a receiver asks for in its answer.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use http::HeaderMap;
 
@@ -101,13 +101,6 @@ fn wait_value(value: &str, now_ms: u64) -> Option<Duration> {
         .ok()
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))?;
     Some(Duration::from_millis(until_ms.saturating_sub(now_ms)))
-}
-
-/// Wall-clock unix milliseconds.
-pub(crate) fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

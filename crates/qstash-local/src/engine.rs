@@ -11,15 +11,14 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use qstash_receiver::{
-    headers::CALLER_IP_HEADER, headers::NON_RETRYABLE_HEADER, headers::NON_RETRYABLE_STATUS,
+    Clock, headers::CALLER_IP_HEADER, headers::NON_RETRYABLE_HEADER, headers::NON_RETRYABLE_STATUS,
     headers::SCHEDULE_ID_HEADER, headers::TOPIC_NAME_HEADER, retry, sign::new_id, time::unix_now,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::clock::Clock;
 use crate::config::{Config, MAX_BODY_BYTES};
-use crate::duration::{answer_wait, wall_clock_ms};
+use crate::duration::answer_wait;
 use crate::error::ApiError;
 use crate::filter::{Fields, Filter};
 use crate::options::{CallbackSpec, Options, Settings, canonical_name, check_url, is_framing};
@@ -402,7 +401,7 @@ impl Engine {
             let Some(at) = next.filter(|at| *at <= target_ms) else {
                 break;
             };
-            self.clock.set(at);
+            self.clock.advance_to(at);
             let (jobs, _) = self.take_due(self.now_ms().max(at));
             made += jobs.len();
             let mut running = tokio::task::JoinSet::new();
@@ -415,7 +414,7 @@ impl Engine {
                 break;
             }
         }
-        self.clock.set(target_ms);
+        self.clock.advance_to(target_ms);
         made
     }
 
@@ -666,7 +665,7 @@ impl Engine {
             let asked = answer
                 .as_ref()
                 .ok()
-                .and_then(|a| answer_wait(&a.headers, wall_clock_ms()));
+                .and_then(|a| answer_wait(&a.headers, Clock::system().now_ms()));
             let (delay, reason) = match (asked, &job.settings.retry_delay) {
                 (Some(wait), _) => (wait, RetryReason::AnswerAsked(wait)),
                 (None, Some(expr)) => (expr.delay(job.retried), RetryReason::Expression),

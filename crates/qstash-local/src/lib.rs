@@ -4,7 +4,6 @@
 
 mod admin;
 mod api;
-mod clock;
 mod config;
 mod console;
 mod duration;
@@ -19,7 +18,6 @@ mod server;
 mod state;
 
 pub use crate::api::router;
-pub use crate::clock::{Clock, ManualClock};
 pub use crate::config::{Config, DEV_TOKEN, Limits, MAX_BODY_BYTES, Observer};
 pub use crate::engine::{Engine, Publish, PublishAnswer, Published};
 pub use crate::error::ApiError;
@@ -28,3 +26,6 @@ pub use crate::record::{
     Answer, Attempt, DeadLetter, Event, EventState, MessageKind, RetryReason, Verdict,
 };
 pub use crate::server::{Builder, HEADER_READ_TIMEOUT, LocalQStash};
+/// The workspace's one clock (the same as `qstash_receiver::Clock`), which an [`Engine`]
+/// runs on: [`Clock::system`], or [`Clock::manual`] for tests that move time.
+pub use qstash_receiver::Clock;

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use qstash_receiver::Clock;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::record::{Attempt, DeadLetter, Event};
@@ -41,7 +41,7 @@ impl Default for Builder {
     fn default() -> Self {
         Self {
             config: Config::new(),
-            clock: Clock::System,
+            clock: Clock::system(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             header_read_timeout: HEADER_READ_TIMEOUT,
         }
@@ -55,7 +55,7 @@ impl Builder {
         self
     }
 
-    /// The clock. Defaults to [`Clock::System`].
+    /// The clock. Defaults to [`Clock::system()`].
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self

@@ -110,7 +110,7 @@ pub(crate) fn run(args: &DevArgs) -> Result<Verdict, CliError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
-        let engine = Engine::new(config.clone(), Clock::System).map_err(CliError::failed)?;
+        let engine = Engine::new(config.clone(), Clock::system()).map_err(CliError::failed)?;
         let server = LocalQStash::serve(engine, listener)
             .map_err(|e| CliError::failed(format!("cannot serve: {e}")))?;
         println!(

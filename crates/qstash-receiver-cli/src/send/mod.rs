@@ -106,7 +106,7 @@ pub(crate) fn run(
         .with_delay_scale(scale)
         .with_default_timeout(Duration::from_secs(args.timeout))
         .with_observer(observer);
-    let engine = Engine::new(config, Clock::System).map_err(CliError::failed)?;
+    let engine = Engine::new(config, Clock::system()).map_err(CliError::failed)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
