@@ -34,10 +34,10 @@ pub use keys::{
     KNOWN_REGIONS, KeyRing, SigningKeys,
 };
 pub use receive::{
-    Admission, Answer, BUSY_RETRY_AFTER_SECS, BaseUrl, BodyFailure, DEFAULT_BODY_TIMEOUT,
+    Admission, Answer, BUSY_RETRY_AFTER_SECS, BaseUrl, BodyFailure, BodyStep, DEFAULT_BODY_TIMEOUT,
     DEFAULT_BUDGET_BODIES, DEFAULT_MAX_BODY_BYTES, DUPLICATE_HEADER, LOG_TARGET, LogLevel,
     MAX_LOGGED_MESSAGE_ID, MAX_REPLAYED_BODY, PayloadErrorStatus, Reason, Receiver, Refusal,
-    RequestHead, RequestTarget, SubjectPolicy, Verified, VerifiedRest,
+    RequestHead, RequestTarget, Settings, SubjectPolicy, Verified, VerifiedRest,
 };
 pub use sign::{Signer, TOKEN_LIFETIME_SECS, new_id, new_token_id};
 pub use time::{Clock, unix_now};

@@ -137,13 +137,10 @@ where
         )
         .into());
     };
-    let admission = head::check(&receiver, &parts, &body)?;
-    let read = ReadBody::new(body, admission.body_limit(), admission.body_timeout()).await;
-    let verified = match read {
-        Ok(bytes) => admission.finish(bytes)?,
-        Err(failure) => return Err(admission.body_failed(failure).into()),
-    };
-    Ok(verified)
+    let mut admission = head::check(&receiver, &parts, &body)?;
+    let mut read = std::pin::pin!(ReadBody::new(body));
+    std::future::poll_fn(|cx| read.as_mut().poll_read(cx, &mut admission)).await;
+    Ok(admission.finish()?)
 }
 
 /// A verified QStash delivery whose JSON body deserialized into `T`.
