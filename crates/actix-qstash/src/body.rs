@@ -1,5 +1,5 @@
-//! Reading the body with the admission's limit, enforced while it streams in, and its total
-//! time limit on Tokio's timer.
+//! Polling the payload into the core's body step ([`Admission`]), and running the timer it
+//! asks for on Tokio's timer.
 
 use std::future::Future as _;
 use std::pin::Pin;
@@ -8,155 +8,85 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
-use bytes::{Bytes, BytesMut};
 use futures_core::Stream as _;
-use qstash_receiver::{Admission, receive::BodyFailure};
+use qstash_receiver::Admission;
+use qstash_receiver::receive::{BodyFailure, BodyStep};
 
-/// Collects a payload of at most `limit` bytes, within `timeout` in total. One chunk (the usual
-/// case for small bodies, and always for a payload put back by the middleware) is handed on as
-/// is, without a copy.
+/// Polls a payload into an [`Admission`], which decides: each chunk goes to
+/// [`Admission::data`], a payload that is not ready to [`Admission::pending`], a failing one to
+/// [`Admission::fail`] (actix's own overflow as [`BodyFailure::TooLarge`]). Ready when the
+/// admission is to be finished.
 pub(crate) struct BodyReader {
     payload: Payload,
-    limit: usize,
-    /// The body's length when the payload does not end by itself (see
-    /// [`upgrade_body_len`](crate::head::upgrade_body_len)): reading stops there.
-    len_hint: Option<u64>,
-    first: Option<Bytes>,
-    rest: BytesMut,
-    len: usize,
-    timeout: Option<Duration>,
-    /// Started the first time the payload is not ready, so a body that is already here never
-    /// touches the timer; boxed because `Sleep` cannot move, and only slow bodies need one.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Nothing more to read: the body ended where the admission was told it does.
+    done: bool,
+    /// The timer the admission asked for; boxed because `Sleep` cannot move, and only a body
+    /// that had to be waited for needs one.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl BodyReader {
-    /// A reader with the limit and time of `admission`; `exact` is the body's length when the
-    /// payload does not end by itself.
-    pub(crate) fn new(payload: Payload, admission: &Admission, exact: Option<u64>) -> Self {
-        Self::with_limits(
-            payload,
-            admission.body_limit(),
-            admission.body_timeout(),
-            exact,
-        )
-    }
-
-    fn with_limits(
-        payload: Payload,
-        limit: usize,
-        timeout: Option<Duration>,
-        exact: Option<u64>,
-    ) -> Self {
+    /// A reader of `payload` into `admission`; `exact` is the body's length when the payload
+    /// does not end by itself (see [`upgrade_body_len`](crate::head::upgrade_body_len)).
+    pub(crate) fn new(payload: Payload, admission: &mut Admission, exact: Option<u64>) -> Self {
+        let done = exact.is_some_and(|len| admission.body_ends_at(len) == BodyStep::Finish);
         Self {
             payload,
-            limit,
-            len_hint: exact,
-            first: None,
-            rest: BytesMut::new(),
-            len: 0,
-            timeout,
-            deadline: None,
+            done,
+            timer: None,
         }
     }
 
-    /// Reads until the end of the body; refuses as soon as the count passes the limit, so an
-    /// oversize body is never buffered, and when the time is up, so a body trickling in holds
-    /// its connection for at most that long.
-    pub(crate) fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, BodyFailure>> {
-        loop {
-            if self
-                .len_hint
-                .is_some_and(|exact| u64::try_from(self.len).is_ok_and(|len| len >= exact))
-            {
-                return Poll::Ready(Ok(self.take()));
-            }
-            let Poll::Ready(next) = Pin::new(&mut self.payload).poll_next(cx) else {
-                return if self.expired(cx) {
-                    self.discard();
-                    Poll::Ready(Err(BodyFailure::TimedOut))
-                } else {
-                    Poll::Pending
-                };
+    /// Reads until the admission says to finish or the payload ends; then
+    /// [`Admission::finish`] gives the answer.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        admission: &mut Admission,
+    ) -> Poll<()> {
+        while !self.done {
+            let step = match Pin::new(&mut self.payload).poll_next(cx) {
+                Poll::Ready(None) => BodyStep::Finish,
+                Poll::Ready(Some(Ok(chunk))) => admission.data(chunk),
+                Poll::Ready(Some(Err(PayloadError::Overflow))) => {
+                    admission.fail(BodyFailure::TooLarge)
+                }
+                Poll::Ready(Some(Err(_))) => admission.fail(BodyFailure::Unreadable),
+                Poll::Pending => match admission.pending() {
+                    BodyStep::StartTimer(timeout) => match start_timer(timeout) {
+                        Some(timer) => {
+                            self.timer = Some(timer);
+                            BodyStep::Wait
+                        }
+                        None => admission.fail(BodyFailure::NoTimer),
+                    },
+                    step => step,
+                },
             };
-            match next {
-                // A payload that should have run on ended early: the client went away.
-                None if self.len_hint.is_some() => {
-                    self.discard();
-                    return Poll::Ready(Err(BodyFailure::Unreadable));
-                }
-                None => return Poll::Ready(Ok(self.take())),
-                Some(Err(PayloadError::Overflow)) => {
-                    self.discard();
-                    return Poll::Ready(Err(BodyFailure::TooLarge));
-                }
-                Some(Err(_)) => {
-                    self.discard();
-                    return Poll::Ready(Err(BodyFailure::Unreadable));
-                }
-                Some(Ok(mut chunk)) => {
-                    if let Some(exact) = self.len_hint {
-                        // What follows the declared length is not this body's.
-                        let room = usize::try_from(exact)
-                            .unwrap_or(usize::MAX)
-                            .saturating_sub(self.len);
-                        chunk.truncate(room);
+            match step {
+                BodyStep::Read => {}
+                BodyStep::Finish => self.done = true,
+                BodyStep::Wait | BodyStep::StartTimer(_) => {
+                    let expired = self
+                        .timer
+                        .as_mut()
+                        .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+                    if !expired {
+                        return Poll::Pending;
                     }
-                    self.len = self.len.saturating_add(chunk.len());
-                    if self.len > self.limit {
-                        // Drop what was read: nothing of an oversize body is kept.
-                        self.discard();
-                        return Poll::Ready(Err(BodyFailure::TooLarge));
-                    }
-                    self.push(chunk);
+                    let _ = admission.fail(BodyFailure::TimedOut);
+                    self.done = true;
                 }
             }
         }
+        Poll::Ready(())
     }
+}
 
-    /// Whether the time is up; otherwise `cx` is woken when it is. Outside a Tokio runtime
-    /// (actix always runs in one) there is no timer, and the time is never up.
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.deadline.is_none() {
-            let Some(timeout) = self.timeout else {
-                return false;
-            };
-            if tokio::runtime::Handle::try_current().is_err() {
-                return false;
-            }
-            self.deadline = Some(Box::pin(tokio::time::sleep(timeout)));
-        }
-        self.deadline
-            .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
-    }
-
-    fn discard(&mut self) {
-        self.first = None;
-        self.rest = BytesMut::new();
-    }
-
-    fn push(&mut self, chunk: Bytes) {
-        if chunk.is_empty() {
-            return;
-        }
-        match self.first.take() {
-            None if self.rest.is_empty() => self.first = Some(chunk),
-            None => self.rest.extend_from_slice(&chunk),
-            Some(first) => {
-                self.rest.reserve(first.len() + chunk.len());
-                self.rest.extend_from_slice(&first);
-                self.rest.extend_from_slice(&chunk);
-            }
-        }
-    }
-
-    fn take(&mut self) -> Bytes {
-        match self.first.take() {
-            Some(first) => first,
-            None => std::mem::take(&mut self.rest).freeze(),
-        }
-    }
+/// A timer of `timeout` from now; none outside a Tokio runtime (actix always runs in one).
+fn start_timer(timeout: Duration) -> Option<Pin<Box<tokio::time::Sleep>>> {
+    tokio::runtime::Handle::try_current().ok()?;
+    Some(Box::pin(tokio::time::sleep(timeout)))
 }
 
 #[cfg(test)]
@@ -166,7 +96,11 @@ mod tests {
     use std::future::poll_fn;
     use std::rc::Rc;
 
-    /// A payload of `chunks`, counting how many were pulled, then pending forever if `endless`.
+    use bytes::Bytes;
+    use qstash_receiver::{Receiver, RequestHead, Signer, SigningKeys, Verified};
+
+    /// A payload of `chunks`, counting how many were pulled, then 1 KiB chunks forever if
+    /// `endless`.
     fn payload(chunks: Vec<&'static [u8]>, pulled: Rc<Cell<usize>>, endless: bool) -> Payload {
         let mut chunks = chunks.into_iter();
         let stream = futures_stream(move || {
@@ -196,50 +130,60 @@ mod tests {
         Box::pin(FnStream(next))
     }
 
-    async fn read(payload: Payload, limit: usize) -> Result<Bytes, BodyFailure> {
-        read_exact(payload, limit, None).await
+    /// An admission for a delivery of `signed`, with a 4 KiB limit and `timeout`.
+    fn admission(signed: &[u8], timeout: Option<Duration>) -> Admission {
+        let headers = Signer::new("sig_current").unwrap().delivery_headers(
+            "https://app.example.com/hook",
+            signed,
+            "msg_1",
+            0,
+        );
+        Receiver::from(SigningKeys::new("sig_current", "sig_next").unwrap())
+            .max_body_bytes(4096)
+            .body_timeout(timeout)
+            .check_head(&RequestHead::new("POST", "/hook", &headers))
+            .unwrap()
     }
 
-    async fn read_exact(
+    /// Reads `payload` (ending at `exact`, if given) into an admission for `signed`.
+    async fn read(
         payload: Payload,
-        limit: usize,
+        signed: &[u8],
         exact: Option<u64>,
-    ) -> Result<Bytes, BodyFailure> {
-        let mut reader = BodyReader::with_limits(payload, limit, None, exact);
-        poll_fn(|cx| reader.poll_body(cx)).await
+    ) -> Result<Verified, qstash_receiver::Answer> {
+        let mut admission = admission(signed, None);
+        let mut reader = BodyReader::new(payload, &mut admission, exact);
+        poll_fn(|cx| reader.poll_read(cx, &mut admission)).await;
+        admission.finish()
     }
 
     #[actix_web::test]
-    async fn collects_chunks() {
-        type Case = (&'static str, Vec<&'static [u8]>, &'static [u8]);
-        let cases: [Case; 4] = [
-            ("empty", vec![], b""),
-            ("one chunk", vec![b"abc"], b"abc"),
-            ("three chunks", vec![b"ab", b"", b"cd", b"e"], b"abcde"),
-            ("exactly the limit", vec![b"12345", b"67890"], b"1234567890"),
-        ];
-        for (name, chunks, want) in cases {
-            let pulled = Rc::new(Cell::new(0));
-            let body = read(payload(chunks, pulled, false), 10).await.unwrap();
-            assert_eq!(body, want, "{name}");
-        }
+    async fn chunks_go_to_the_admission() {
+        let pulled = Rc::new(Cell::new(0));
+        let chunks: Vec<&'static [u8]> = vec![b"ab", b"", b"cd"];
+        let verified = read(payload(chunks, pulled, false), b"abcd", None)
+            .await
+            .unwrap();
+        assert_eq!(verified.body, "abcd");
     }
 
     #[actix_web::test]
     async fn one_chunk_is_not_copied() {
         let chunk = Bytes::from_static(b"only chunk");
-        let body = read(Payload::from(chunk.clone()), 100).await.unwrap();
-        assert_eq!(body.as_ptr(), chunk.as_ptr());
+        let verified = read(Payload::from(chunk.clone()), &chunk, None)
+            .await
+            .unwrap();
+        assert_eq!(verified.body.as_ptr(), chunk.as_ptr());
     }
 
     #[actix_web::test]
     async fn stops_pulling_at_the_limit() {
         // An endless body: reading to the end would never finish.
         let pulled = Rc::new(Cell::new(0));
-        let err = read(payload(vec![], pulled.clone(), true), 4096)
+        let refusal = read(payload(vec![], pulled.clone(), true), b"", None)
             .await
             .unwrap_err();
-        assert_eq!(err, BodyFailure::TooLarge);
+        assert_eq!(refusal.status(), 413);
         assert_eq!(
             pulled.get(),
             5,
@@ -252,11 +196,11 @@ mod tests {
         let overflow = Payload::from(futures_stream(|| {
             Poll::Ready(Some(Err(PayloadError::Overflow)))
         }));
-        assert_eq!(read(overflow, 10).await, Err(BodyFailure::TooLarge));
+        assert_eq!(read(overflow, b"", None).await.unwrap_err().status(), 413);
         let incomplete = Payload::from(futures_stream(|| {
             Poll::Ready(Some(Err(PayloadError::Incomplete(None))))
         }));
-        assert_eq!(read(incomplete, 10).await, Err(BodyFailure::Unreadable));
+        assert_eq!(read(incomplete, b"", None).await.unwrap_err().status(), 400);
     }
 
     #[actix_web::test]
@@ -267,25 +211,42 @@ mod tests {
             &'static str,
             Vec<&'static [u8]>,
             u64,
-            Result<&'static [u8], BodyFailure>,
+            Result<&'static str, u16>,
         );
-        let cases: [Case; 5] = [
-            ("empty", vec![], 0, Ok(b"")),
-            ("one chunk", vec![b"abc"], 3, Ok(b"abc")),
-            ("across chunks", vec![b"ab", b"cd"], 3, Ok(b"abc")),
-            ("ends early", vec![b"ab"], 3, Err(BodyFailure::Unreadable)),
-            (
-                "over the limit",
-                vec![b"abcdefghijk"],
-                11,
-                Err(BodyFailure::TooLarge),
-            ),
+        let cases: [Case; 4] = [
+            ("empty", vec![], 0, Ok("")),
+            ("one chunk", vec![b"abc"], 3, Ok("abc")),
+            ("across chunks", vec![b"ab", b"cd"], 3, Ok("abc")),
+            ("ends early", vec![b"ab"], 3, Err(400)),
         ];
         for (name, chunks, exact, want) in cases {
-            let endless = !matches!(want, Err(BodyFailure::Unreadable));
+            let endless = want.is_ok();
             let pulled = Rc::new(Cell::new(0));
-            let got = read_exact(payload(chunks, pulled, endless), 10, Some(exact)).await;
-            assert_eq!(got.as_deref(), want.as_deref(), "{name}");
+            let signed = want.unwrap_or("").as_bytes();
+            let got = read(
+                payload(chunks, pulled.clone(), endless),
+                signed,
+                Some(exact),
+            )
+            .await;
+            match (got, want) {
+                (Ok(verified), Ok(body)) => assert_eq!(verified.body, body, "{name}"),
+                (Err(refusal), Err(status)) => assert_eq!(refusal.status(), status, "{name}"),
+                (other, _) => panic!("{name}: {other:?}"),
+            }
+            if exact == 0 {
+                assert_eq!(pulled.get(), 0, "{name}: nothing to read");
+            }
         }
+    }
+
+    #[test]
+    fn outside_a_runtime_a_timeout_is_refused_not_ignored() {
+        let never = Payload::from(futures_stream(|| Poll::Pending));
+        let mut admission = admission(b"", Some(Duration::from_secs(10)));
+        let mut reader = BodyReader::new(never, &mut admission, None);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(reader.poll_read(&mut cx, &mut admission).is_ready());
+        assert_eq!(admission.finish().unwrap_err().status(), 500);
     }
 }

@@ -233,8 +233,8 @@ impl<X> ExtractFuture<X> {
             )),
         };
         match admission {
-            Ok(admission) => State::Reading {
-                body: BodyReader::new(payload.take(), &admission, upgrade_body_len(req)),
+            Ok(mut admission) => State::Reading {
+                body: BodyReader::new(payload.take(), &mut admission, upgrade_body_len(req)),
                 admission: Some(admission),
                 handler,
             },
@@ -255,14 +255,14 @@ impl<X> ExtractFuture<X> {
                 body,
                 handler,
             } => {
-                let read = ready!(body.poll_body(cx));
+                let reading = admission
+                    .as_mut()
+                    .expect("ExtractFuture polled after completion");
+                ready!(body.poll_read(cx, reading));
                 let admission = admission
                     .take()
                     .expect("ExtractFuture polled after completion");
-                let verified = match read {
-                    Ok(bytes) => admission.finish(bytes),
-                    Err(failure) => Err(admission.body_failed(failure)),
-                };
+                let verified = admission.finish();
                 let handler = handler.take();
                 match verified {
                     Ok(verified) => Ok((verified, handler)),

@@ -135,9 +135,9 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let state = match check_head(&self.config.receiver, req.request()) {
-            Ok(admission) => {
+            Ok(mut admission) => {
                 let exact = upgrade_body_len(req.request());
-                let body = BodyReader::new(req.take_payload(), &admission, exact);
+                let body = BodyReader::new(req.take_payload(), &mut admission, exact);
                 State::Reading {
                     req: Some(req),
                     admission: Some(admission),
@@ -210,15 +210,14 @@ where
                     body,
                     service,
                 } => {
-                    let read = std::task::ready!(body.poll_body(cx));
+                    let Some(reading) = admission.as_mut() else {
+                        panic!("QStashMiddlewareFuture polled after completion");
+                    };
+                    std::task::ready!(body.poll_read(cx, reading));
                     let (Some(mut req), Some(admission)) = (req.take(), admission.take()) else {
                         panic!("QStashMiddlewareFuture polled after completion");
                     };
-                    let verified = match read {
-                        Ok(bytes) => admission.finish(bytes),
-                        Err(failure) => Err(admission.body_failed(failure)),
-                    };
-                    match verified {
+                    match admission.finish() {
                         Ok(verified) => {
                             // Moved, not cloned: the extractors read them back from here.
                             let (claims, delivery, rest) = verified.split();

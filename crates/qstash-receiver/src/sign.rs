@@ -175,7 +175,7 @@ impl Signer {
         .clock(crate::Clock::fixed(now));
         receiver
             .check_head(&crate::RequestHead::new("POST", target, &headers))?
-            .finish(bytes::Bytes::copy_from_slice(body))
+            .finish_with(bytes::Bytes::copy_from_slice(body))
     }
 }
 

@@ -35,7 +35,7 @@ fn refused_as(clock: Clock) -> Option<ErrorKind> {
     let head = RequestHead::new("POST", "/api/webhook?x=1", &headers);
     let result = receiver(clock)
         .check_head(&head)
-        .and_then(|admission| admission.finish(Bytes::from_static(BODY)));
+        .and_then(|admission| admission.finish_with(Bytes::from_static(BODY)));
     match result {
         Ok(verified) => {
             assert_eq!(verified.claims.issued_at(), Some(SIGNED_AT));

@@ -59,7 +59,7 @@ fn refuse(key: &str, body: &[u8]) -> qstash_receiver::receive::Refusal {
     let head = RequestHead::new("POST", "/api/hook", &headers);
     receiver()
         .check_head(&head)
-        .and_then(|admission| admission.finish(Bytes::copy_from_slice(body)))
+        .and_then(|admission| admission.finish_with(Bytes::copy_from_slice(body)))
         .unwrap_err()
 }
 

@@ -3,7 +3,8 @@
 
 use super::*;
 use bytes_free::to_header_map;
-use qstash_receiver::{RequestHead, Subject, Validation, receive::BodyFailure, receive::Refusal};
+use qstash_receiver::receive::{BodyFailure, BodyStep, Refusal};
+use qstash_receiver::{RequestHead, Subject, Validation};
 
 mod bytes_free {
     pub(super) fn to_header_map(pairs: &[(String, Vec<u8>)]) -> http::HeaderMap {
@@ -41,22 +42,27 @@ fn answer(case: &Case, now: i64) -> Got {
         headers.insert(http::header::CONTENT_LENGTH, len.into());
     }
     let head = RequestHead::new(case.method, &case.target, &headers);
-    let admission = match receiver.check_head(&head) {
+    let mut admission = match receiver.check_head(&head) {
         Ok(admission) => admission,
         Err(refusal) => return refused(&refusal),
     };
-    let read = match case.framing {
+    // The body step: the whole body as one chunk, or a body that never comes until the timer
+    // the admission asks for fires.
+    match case.framing {
         Framing::Declared(_) => panic!("{}: a declared oversize body got past the head", case.name),
-        Framing::Stalled => Err(BodyFailure::TimedOut),
-        Framing::Exact | Framing::Chunked if case.body.len() > admission.body_limit() => {
-            Err(BodyFailure::TooLarge)
+        Framing::Stalled => {
+            assert!(
+                matches!(admission.pending(), BodyStep::StartTimer(_)),
+                "{}",
+                case.name
+            );
+            let _ = admission.fail(BodyFailure::TimedOut);
         }
-        Framing::Exact | Framing::Chunked => Ok(case.body.clone()),
-    };
-    let verified = match read {
-        Ok(body) => admission.finish(body.into()),
-        Err(failure) => Err(admission.body_failed(failure)),
-    };
+        Framing::Exact | Framing::Chunked => {
+            let _ = admission.data(case.body.clone().into());
+        }
+    }
+    let verified = admission.finish();
     match verified.and_then(|v| v.json::<Order>().map(|order| (v, order))) {
         Ok((v, order)) => Got {
             status: 200,

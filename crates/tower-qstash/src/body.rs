@@ -1,94 +1,75 @@
 //! The request body the inner service gets, and the response body the layer answers with.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Buf as _, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use qstash_receiver::receive::BodyFailure;
+use qstash_receiver::Admission;
+use qstash_receiver::receive::{BodyFailure, BodyStep};
 
-use crate::deadline::Deadline;
+use crate::deadline::Timer;
 
 pin_project! {
-    /// Reads a whole body, counting: fails with [`BodyFailure::TooLarge`] as soon as it grows
-    /// past `limit`, without reading the rest, and with [`BodyFailure::TimedOut`] when it is not
-    /// whole `timeout` after it first had to be waited for (a total, not a per-read, limit:
-    /// a body trickling in a byte at a time is cut off as surely as a stalled one). A body that
-    /// arrives in one chunk is handed on as that chunk, without a copy (the usual case: one
-    /// read of a small request); several chunks are joined into one buffer. Trailers are
-    /// ignored; a failing body stream is [`BodyFailure::Unreadable`].
+    /// Polls a request body into an [`Admission`], which decides: each data frame goes to
+    /// [`Admission::data`] (trailers are ignored), a body that is not ready to
+    /// [`Admission::pending`], a failing one to [`Admission::fail`]; the timer the admission
+    /// asks for runs here, on Tokio ([`Timer`]). Ready when the admission is to be finished.
     pub(crate) struct ReadBody<B> {
         #[pin]
         body: B,
-        limit: usize,
-        first: Option<Bytes>,
-        joined: Option<BytesMut>,
-        deadline: Deadline,
+        timer: Option<Timer>,
     }
 }
 
 impl<B> ReadBody<B> {
-    pub(crate) const fn new(body: B, limit: usize, timeout: Option<Duration>) -> Self {
-        Self {
-            body,
-            limit,
-            first: None,
-            joined: None,
-            deadline: Deadline::new(timeout),
-        }
+    pub(crate) const fn new(body: B) -> Self {
+        Self { body, timer: None }
     }
 }
 
-impl<B: Body> Future for ReadBody<B> {
-    type Output = Result<Bytes, BodyFailure>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+impl<B: Body> ReadBody<B> {
+    /// Reads until the admission says to finish or the body ends; then
+    /// [`Admission::finish`] gives the answer.
+    pub(crate) fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        admission: &mut Admission,
+    ) -> Poll<()> {
         let mut this = self.project();
         loop {
-            let polled = this.body.as_mut().poll_frame(cx);
-            let Poll::Ready(frame) = polled else {
-                if this.deadline.expired(cx) {
-                    return Poll::Ready(Err(BodyFailure::TimedOut));
+            let step = match this.body.as_mut().poll_frame(cx) {
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Ready(Some(Err(_))) => admission.fail(BodyFailure::Unreadable),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    // `Bytes::copy_to_bytes` hands out the same buffer: no copy.
+                    Ok(mut data) => admission.data(data.copy_to_bytes(data.remaining())),
+                    Err(_trailers) => BodyStep::Read,
+                },
+                Poll::Pending => match admission.pending() {
+                    BodyStep::StartTimer(timeout) => match Timer::start(timeout) {
+                        Some(timer) => {
+                            *this.timer = Some(timer);
+                            BodyStep::Wait
+                        }
+                        None => admission.fail(BodyFailure::NoTimer),
+                    },
+                    step => step,
+                },
+            };
+            match step {
+                BodyStep::Read => {}
+                BodyStep::Finish => return Poll::Ready(()),
+                BodyStep::Wait | BodyStep::StartTimer(_) => {
+                    if this.timer.as_mut().is_some_and(|timer| timer.expired(cx)) {
+                        let _ = admission.fail(BodyFailure::TimedOut);
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
                 }
-                return Poll::Pending;
-            };
-            let Some(frame) = frame else {
-                let bytes = match (this.joined.take(), this.first.take()) {
-                    (Some(joined), _) => joined.freeze(),
-                    (None, first) => first.unwrap_or_default(),
-                };
-                return Poll::Ready(Ok(bytes));
-            };
-            let frame = frame.map_err(|_| BodyFailure::Unreadable)?;
-            let Ok(mut data) = frame.into_data() else {
-                continue;
-            };
-            let len = data.remaining();
-            let so_far = this
-                .joined
-                .as_ref()
-                .map_or_else(|| this.first.as_ref().map_or(0, Bytes::len), BytesMut::len);
-            if len > this.limit.saturating_sub(so_far) {
-                return Poll::Ready(Err(BodyFailure::TooLarge));
-            }
-            if len == 0 {
-                continue;
-            }
-            if let Some(joined) = this.joined.as_mut() {
-                joined.extend_from_slice(&data.copy_to_bytes(len));
-            } else if let Some(first) = this.first.take() {
-                let mut joined = BytesMut::with_capacity(first.len() + len);
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&data.copy_to_bytes(len));
-                *this.joined = Some(joined);
-            } else {
-                // `Bytes::copy_to_bytes` hands out the same buffer: no copy.
-                *this.first = Some(data.copy_to_bytes(len));
             }
         }
     }
@@ -217,6 +198,7 @@ where
 mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
+    use std::time::Duration;
 
     /// A body of the given chunks.
     struct Chunks(std::collections::VecDeque<Bytes>);
@@ -233,60 +215,101 @@ mod tests {
         }
     }
 
+    /// An admission for a delivery of `signed`, with a 4 KiB limit and `timeout`.
+    fn admission(signed: &[u8], timeout: Option<Duration>) -> Admission {
+        let headers = qstash_receiver::Signer::new("sig_current")
+            .unwrap()
+            .delivery_headers("https://app.example.com/hook", signed, "msg_1", 0);
+        qstash_receiver::Receiver::from(
+            qstash_receiver::SigningKeys::new("sig_current", "sig_next").unwrap(),
+        )
+        .max_body_bytes(4096)
+        .body_timeout(timeout)
+        .check_head(&qstash_receiver::RequestHead::new(
+            "POST", "/hook", &headers,
+        ))
+        .unwrap()
+    }
+
+    /// Reads `body` into `admission` and finishes it.
+    async fn read<B: Body>(
+        body: B,
+        mut admission: Admission,
+    ) -> Result<qstash_receiver::Verified, qstash_receiver::Answer> {
+        let mut read = std::pin::pin!(ReadBody::new(body));
+        std::future::poll_fn(|cx| read.as_mut().poll_read(cx, &mut admission)).await;
+        admission.finish()
+    }
+
     #[tokio::test]
-    async fn read_body_counts_and_joins() {
-        struct Case {
-            name: &'static str,
-            chunks: &'static [&'static str],
-            limit: usize,
-            want: Option<&'static str>,
+    async fn frames_go_to_the_admission() {
+        let chunks = [&b"ab"[..], b"", b"cd"].map(Bytes::from_static);
+        let verified = read(Chunks(chunks.into()), admission(b"abcd", None))
+            .await
+            .unwrap();
+        assert_eq!(verified.body, "abcd");
+
+        // Over the core's limit: refused without reading on (the chunks after are not pulled).
+        let big = Bytes::from(vec![b'x'; 4097]);
+        let rest = Bytes::from_static(b"unread");
+        let mut body = Chunks([big, rest.clone()].into());
+        let mut admission = admission(b"", None);
+        let mut reader = std::pin::pin!(ReadBody::new(&mut body));
+        std::future::poll_fn(|cx| reader.as_mut().poll_read(cx, &mut admission)).await;
+        assert_eq!(admission.finish().unwrap_err().status(), 413);
+        assert_eq!(body.0.front(), Some(&rest));
+    }
+
+    #[tokio::test]
+    async fn a_single_frame_is_not_copied() {
+        let bytes = Bytes::from(vec![1u8; 4096]);
+        let ptr = bytes.as_ptr();
+        let verified = read(
+            http_body_util::Full::new(bytes.clone()),
+            admission(&bytes, Some(Duration::from_secs(1))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(verified.body.as_ptr(), ptr);
+    }
+
+    /// A body of the given frames, then its end.
+    struct Frames(std::collections::VecDeque<Result<Frame<Bytes>, &'static str>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = &'static str;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+            Poll::Ready(self.0.pop_front())
         }
-        let cases = [
-            Case {
-                name: "empty",
-                chunks: &[],
-                limit: 0,
-                want: Some(""),
-            },
-            Case {
-                name: "one chunk at the limit",
-                chunks: &["abcd"],
-                limit: 4,
-                want: Some("abcd"),
-            },
-            Case {
-                name: "one chunk over",
-                chunks: &["abcde"],
-                limit: 4,
-                want: None,
-            },
-            Case {
-                name: "chunks joined",
-                chunks: &["ab", "", "cd", "e"],
-                limit: 5,
-                want: Some("abcde"),
-            },
-            Case {
-                name: "chunks over",
-                chunks: &["ab", "cd", "ef"],
-                limit: 5,
-                want: None,
-            },
-        ];
-        for case in cases {
-            let body = Chunks(
-                case.chunks
-                    .iter()
-                    .map(|c| Bytes::from_static(c.as_bytes()))
-                    .collect(),
-            );
-            let result = ReadBody::new(body, case.limit, None).await;
-            match (result, case.want) {
-                (Ok(bytes), Some(want)) => assert_eq!(bytes, want, "{}", case.name),
-                (Err(BodyFailure::TooLarge), None) => {}
-                (other, _) => panic!("{}: {other:?}", case.name),
-            }
-        }
+    }
+
+    #[tokio::test]
+    async fn trailers_are_skipped_and_a_failing_stream_is_unreadable() {
+        let trailers = Frames(
+            [
+                Ok(Frame::data(Bytes::from_static(b"ab"))),
+                Ok(Frame::trailers(http::HeaderMap::new())),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            read(trailers, admission(b"ab", None)).await.unwrap().body,
+            "ab"
+        );
+        let failing = Frames(
+            [
+                Ok(Frame::data(Bytes::from_static(b"ab"))),
+                Err("connection reset"),
+            ]
+            .into(),
+        );
+        let refusal = read(failing, admission(b"ab", None)).await.unwrap_err();
+        assert_eq!(refusal.status(), 400);
     }
 
     /// A body that never yields anything.
@@ -305,30 +328,50 @@ mod tests {
     }
 
     #[test]
-    fn outside_a_runtime_there_is_no_timer_and_no_panic() {
-        let mut read = std::pin::pin!(ReadBody::new(Never, 10, Some(Duration::ZERO)));
+    fn where_no_timer_runs_a_timeout_is_refused_not_ignored() {
+        // Outside a Tokio runtime (and without the `tokio` feature) there is no timer: a body
+        // that has to be waited for is answered 500 instead of being read with no limit.
+        let mut admission = admission(b"", Some(Duration::from_secs(10)));
+        let mut read = std::pin::pin!(ReadBody::new(Never));
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        assert!(read.as_mut().poll(&mut cx).is_pending());
-        assert!(read.as_mut().poll(&mut cx).is_pending());
+        assert!(read.as_mut().poll_read(&mut cx, &mut admission).is_ready());
+        let refusal = admission.finish().unwrap_err();
+        assert_eq!(refusal.status(), 500);
+        assert_eq!(refusal.reason().as_str(), "not_configured");
+
+        // With no timeout, there is nothing to run: the body is waited for.
+        let mut admission = self::admission(b"", None);
+        let mut read = std::pin::pin!(ReadBody::new(Never));
+        assert!(
+            read.as_mut()
+                .poll_read(&mut cx, &mut admission)
+                .is_pending()
+        );
+        assert!(
+            read.as_mut()
+                .poll_read(&mut cx, &mut admission)
+                .is_pending()
+        );
     }
 
     #[cfg(feature = "tokio")]
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_times_out() {
         let start = tokio::time::Instant::now();
-        let result = ReadBody::new(Never, 10, Some(Duration::from_secs(3))).await;
-        assert!(matches!(result, Err(BodyFailure::TimedOut)), "{result:?}");
+        let refusal = read(Never, admission(b"", Some(Duration::from_secs(3))))
+            .await
+            .unwrap_err();
+        assert_eq!(refusal.status(), 408);
         assert_eq!(start.elapsed().as_secs(), 3);
     }
 
+    #[cfg(not(feature = "tokio"))]
     #[tokio::test]
-    async fn read_body_does_not_copy_a_single_chunk() {
-        let bytes = Bytes::from(vec![1u8; 4096]);
-        let ptr = bytes.as_ptr();
-        let read = ReadBody::new(http_body_util::Full::new(bytes), 4096, None)
+    async fn without_tokio_even_a_runtime_has_no_timer() {
+        let refusal = read(Never, admission(b"", Some(Duration::from_secs(3))))
             .await
-            .unwrap();
-        assert_eq!(read.as_ptr(), ptr);
+            .unwrap_err();
+        assert_eq!(refusal.status(), 500);
     }
 
     #[tokio::test]

@@ -138,19 +138,16 @@ where
         )
         .into());
     };
-    let admission = match head::check(&receiver, &parts, &body) {
+    let mut admission = match head::check(&receiver, &parts, &body) {
         Ok(admission) => admission,
         Err(refusal) => {
             crate::drain::linger(body, &refusal);
             return Err(refusal.into());
         }
     };
-    let read = ReadBody::new(body, admission.body_limit(), admission.body_timeout()).await;
-    let verified = match read {
-        Ok(bytes) => admission.finish(bytes)?,
-        Err(failure) => return Err(admission.body_failed(failure).into()),
-    };
-    Ok(verified)
+    let mut read = std::pin::pin!(ReadBody::new(body));
+    std::future::poll_fn(|cx| read.as_mut().poll_read(cx, &mut admission)).await;
+    Ok(admission.finish()?)
 }
 
 /// A verified QStash delivery whose JSON body deserialized into `T`.

@@ -109,10 +109,12 @@ impl<S> Layer<S> for QStashLayer {
 ///    axum's `Router::nest` the original ones, scheme, authority, version, headers, and the
 ///    body's exact size hint), before reading any byte of the body. A refusal is answered at
 ///    once; the rest of the body is then read and dropped on a Tokio task within the core's
-///    [`Linger`](qstash_receiver::receive::Linger) bounds, so that the answer reaches a client that is
-///    still writing (without the `tokio` feature, or outside a runtime, it is dropped);
-/// 2. reads the body up to the admission's limit within its timeout (a total, on Tokio's
-///    timer), then calls [`Admission::finish`];
+///    [`Linger`](qstash_receiver::receive::Linger) bounds, so that the answer reaches a client
+///    that is still writing (without the `tokio` feature, or outside a runtime, it is dropped);
+/// 2. polls the body into the [`Admission`], which counts it against the limit, keeps it
+///    and says when to start the body's timer (run here on Tokio's timer, feature `tokio`;
+///    where none can run, a body that has to be waited for is answered 500, see
+///    [`Receiver::body_timeout`]), then calls [`Admission::finish`];
 /// 3. calls the inner service with the same request, its body replaced by the verified bytes
 ///    ([`VerifiedBody`], no copy), and the verified [`Claims`](qstash_receiver::Claims) and
 ///    [`Delivery`](qstash_receiver::Delivery) in its extensions.
@@ -183,7 +185,7 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 State::Reading {
-                    read: ReadBody::new(body, admission.body_limit(), admission.body_timeout()),
+                    read: ReadBody::new(body),
                     pending: Some(Pending {
                         inner,
                         parts,
@@ -248,7 +250,11 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Reading { read, pending } => {
-                    let read = ready!(read.poll(cx));
+                    let admission = &mut pending
+                        .as_mut()
+                        .expect("ResponseFuture polled after completion")
+                        .admission;
+                    ready!(read.poll_read(cx, admission));
                     let Pending {
                         mut inner,
                         mut parts,
@@ -256,11 +262,7 @@ where
                     } = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let verified = match read {
-                        Ok(bytes) => admission.finish(bytes),
-                        Err(failure) => Err(admission.body_failed(failure)),
-                    };
-                    let verified = match verified {
+                    let verified = match admission.finish() {
                         Ok(verified) => verified,
                         Err(refusal) => {
                             let response = answer(refusal);

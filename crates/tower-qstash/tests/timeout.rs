@@ -1,6 +1,7 @@
 //! The body timeout, on Tokio's paused clock: a body that trickles in or stalls is refused with
 //! 408 when the total time is up, by the layer and by the extractor alone; a slow body within
-//! the limit is delivered; the limit can be changed or switched off.
+//! the limit is delivered; the limit can be changed or switched off; where no timer runs, a set
+//! limit is answered 500 rather than ignored.
 
 // Test helpers outside `#[test]` functions unwrap too: a failure is the assertion.
 #![allow(clippy::unwrap_used)]
@@ -231,4 +232,66 @@ async fn a_body_that_is_already_here_needs_no_time() {
         assert_eq!(status, StatusCode::OK, "{way}: {text}");
     }
     assert_eq!(calls.get(), 2);
+}
+
+/// A body that never yields anything (and needs no timer of its own).
+struct Never;
+
+impl http_body::Body for Never {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Pending
+    }
+}
+
+#[test]
+fn outside_a_tokio_runtime_a_timeout_is_answered_not_ignored() {
+    // No runtime, so no timer: a body that has to be waited for is answered 500 at once
+    // (logged at `error`, naming the fix) instead of being read with no time limit.
+    let order = padded_order(100);
+    let calls = Calls::default();
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let signed = |req: &mut Request<Body>| {
+        *req.headers_mut() = Signer::new(CURRENT_KEY).unwrap().delivery_headers(
+            &format!("{BASE_URL}{ROUTE}"),
+            &order,
+            "msg_untimed",
+            0,
+        );
+    };
+    for (way, app) in apps(&table_receiver(), &calls) {
+        let mut req = Request::post(ROUTE).body(Body::new(Never)).unwrap();
+        signed(&mut req);
+        let mut answer = std::pin::pin!(app.oneshot(req));
+        let Poll::Ready(response) = answer.as_mut().poll(&mut cx) else {
+            panic!("{way}: waits for a body no timer limits");
+        };
+        let response = response.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{way}"
+        );
+        assert_eq!(
+            response
+                .extensions()
+                .get::<qstash_receiver::Answer>()
+                .map(|a| a.reason().as_str()),
+            Some("not_configured"),
+            "{way}"
+        );
+    }
+    // With no timeout there is nothing to run: the body is waited for.
+    for (way, app) in apps(&table_receiver().body_timeout(None), &calls) {
+        let mut req = Request::post(ROUTE).body(Body::new(Never)).unwrap();
+        signed(&mut req);
+        let mut answer = std::pin::pin!(app.oneshot(req));
+        assert!(answer.as_mut().poll(&mut cx).is_pending(), "{way}");
+    }
+    assert_eq!(calls.get(), 0);
 }

@@ -68,6 +68,8 @@ fn receiver(env: &Env) -> Result<Receiver, String> {
     let keys = KeyRing::from_lookup(binding).map_err(|e| missing_keys(&e))?;
     Ok(Receiver::new(Verifier::new(keys))
         .clock(Clock::from_fn(platform_now))
+        // No Tokio timer runs here: with a timeout set, a body that has to be waited for
+        // would be answered 500 (`not_configured`) rather than read with no limit.
         .body_timeout(None))
 }
 
