@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use qstash_receiver::{Answer, Claims, Delivery};
+use qstash_receiver::{Answer, Claims, Clock, Delivery};
 
 use crate::memory::MemoryStore;
 use crate::replay::{ReplayError, ReplayGuard};
@@ -76,6 +76,7 @@ pub struct Deduplicator<St = MemoryStore> {
     store_retry_after: RetryAfter,
     replay: Option<ReplayGuard<St>>,
     clock_tolerance: Duration,
+    clock: Clock,
 }
 
 impl<St> Clone for Deduplicator<St> {
@@ -88,6 +89,7 @@ impl<St> Clone for Deduplicator<St> {
             store_retry_after: self.store_retry_after,
             replay: self.replay.clone(),
             clock_tolerance: self.clock_tolerance,
+            clock: self.clock.clone(),
         }
     }
 }
@@ -126,6 +128,7 @@ impl<St> Deduplicator<St> {
             on_store_failure: StoreFailure::FailClosed,
             store_retry_after: RetryAfter::Backoff,
             clock_tolerance: Duration::ZERO,
+            clock: Clock::system(),
         }
     }
 
@@ -168,7 +171,9 @@ impl<St> Deduplicator<St> {
     #[must_use]
     pub fn replay_guard(mut self, enabled: bool) -> Self {
         self.replay = enabled.then(|| {
-            ReplayGuard::shared(Arc::clone(&self.store)).clock_tolerance(self.clock_tolerance)
+            ReplayGuard::shared(Arc::clone(&self.store))
+                .clock_tolerance(self.clock_tolerance)
+                .clock(self.clock.clone())
         });
         self
     }
@@ -179,6 +184,17 @@ impl<St> Deduplicator<St> {
     pub fn clock_tolerance(mut self, tolerance: Duration) -> Self {
         self.clock_tolerance = tolerance;
         self.replay = self.replay.map(|guard| guard.clock_tolerance(tolerance));
+        self
+    }
+
+    /// Where the replay guard reads the time: give it the receiver's clock
+    /// ([`Receiver::clock`](qstash_receiver::Receiver::clock)). Defaults to
+    /// [`Clock::system`]. (The marks' own expiry is the store's: see
+    /// [`MemoryStore::with_clock`](crate::MemoryStore::with_clock).)
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.replay = self.replay.map(|guard| guard.clock(clock.clone()));
+        self.clock = clock;
         self
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qstash_receiver::Claims;
+use qstash_receiver::{Claims, Clock};
 
 use crate::memory::MemoryStore;
 use crate::store::{Begin, DedupeStore, StoreError};
@@ -24,6 +24,7 @@ use crate::store::{Begin, DedupeStore, StoreError};
 pub struct ReplayGuard<St = MemoryStore> {
     store: Arc<St>,
     tolerance: Duration,
+    clock: Clock,
 }
 
 impl<St> Clone for ReplayGuard<St> {
@@ -31,6 +32,7 @@ impl<St> Clone for ReplayGuard<St> {
         Self {
             store: Arc::clone(&self.store),
             tolerance: self.tolerance,
+            clock: self.clock.clone(),
         }
     }
 }
@@ -40,6 +42,7 @@ impl<St: fmt::Debug> fmt::Debug for ReplayGuard<St> {
         f.debug_struct("ReplayGuard")
             .field("store", &self.store)
             .field("tolerance", &self.tolerance)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -70,6 +73,7 @@ impl<St> ReplayGuard<St> {
         Self {
             store,
             tolerance: Duration::ZERO,
+            clock: Clock::system(),
         }
     }
 
@@ -78,6 +82,14 @@ impl<St> ReplayGuard<St> {
     #[must_use]
     pub const fn clock_tolerance(mut self, tolerance: Duration) -> Self {
         self.tolerance = tolerance;
+        self
+    }
+
+    /// Where [`check`](ReplayGuard::check) reads the time: the receiver's clock (a token's
+    /// id is kept until its `exp` on it). Defaults to [`Clock::system`].
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 }
@@ -90,8 +102,7 @@ impl<St: DedupeStore> ReplayGuard<St> {
     ///
     /// [`ReplayError::Replayed`], [`ReplayError::MissingTokenId`], or the store's failure.
     pub async fn check(&self, claims: &Claims) -> Result<(), ReplayError> {
-        self.check_at(claims, qstash_receiver::time::unix_now())
-            .await
+        self.check_at(claims, self.clock.now()).await
     }
 
     /// [`check`](Self::check) at `now` (unix seconds).
@@ -111,5 +122,47 @@ impl<St: DedupeStore> ReplayGuard<St> {
             Begin::Started => Ok(()),
             Begin::InProgress { .. } | Begin::Done => Err(ReplayError::Replayed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use qstash_receiver::{Clock, Signer, SigningKeys, Subject, Validation, Verifier};
+
+    use super::{ReplayError, ReplayGuard};
+    use crate::MemoryStore;
+
+    /// A token id is kept until the token's `exp` on the guard's clock, not the system's: a
+    /// token issued at a manual clock's time (long past, by the system clock) is still
+    /// refused while it is valid on that clock.
+    #[tokio::test]
+    async fn keeps_a_token_id_until_exp_on_its_clock() {
+        const ISSUED: i64 = 1_600_000_000;
+        let clock = Clock::manual(u64::try_from(ISSUED).unwrap() * 1000);
+        let store = MemoryStore::new().with_clock(clock.clone());
+        let guard = ReplayGuard::new(store).clock(clock.clone());
+        let url = "https://app.example.com/hook";
+        let token = Signer::new("sig_current")
+            .unwrap()
+            .sign_at(url, b"{}", ISSUED);
+        let claims = Verifier::new(SigningKeys::new("sig_current", "sig_next").unwrap())
+            .verify(
+                &token,
+                b"{}",
+                &Validation::new(Subject::Url(url)).at(ISSUED),
+            )
+            .unwrap();
+
+        guard.check(&claims).await.unwrap();
+        clock.advance(Duration::from_secs(200));
+        assert_eq!(guard.check(&claims).await, Err(ReplayError::Replayed));
+        clock.advance(Duration::from_secs(101));
+        assert_eq!(
+            guard.check(&claims).await,
+            Ok(()),
+            "kept until exp, not longer"
+        );
     }
 }
