@@ -26,7 +26,7 @@ need wrk wrk
 need valgrind valgrind
 need python3 python3
 
-cargo build -j 2 --release -p qstash-http-ratio --bins
+cargo build -j 2 --release -p qstash-http-ratio --examples
 work=$(mktemp -d "${TMPDIR:-/tmp}/http-instructions.XXXXXX")
 server_pid=""
 cleanup() {
@@ -46,7 +46,7 @@ for framework in $FRAMEWORKS; do
     port=$(free_port)
     rm -f "$work"/cg.out.*
     QSTASH_DEV=1 PORT=$port valgrind --tool=callgrind --callgrind-out-file="$work/cg.out.%p" \
-        "$target/release/$framework-ratio" >"$work/server.log" 2>&1 &
+        "$target/release/examples/$framework-ratio" >"$work/server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 600); do
         grep -q "listening on" "$work/server.log" && break

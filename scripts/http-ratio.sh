@@ -57,8 +57,8 @@ command -v python3 >/dev/null || apt_install python3
 command -v wrk >/dev/null || apt_install wrk
 if [ "$PERF" = 1 ]; then command -v perf >/dev/null || apt_install linux-perf; fi
 
-cargo build -j 2 --release -p qstash-http-ratio --bins
-bin_dir="$target/release"
+cargo build -j 2 --release -p qstash-http-ratio --examples
+bin_dir="$target/release/examples"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/http-ratio.XXXXXX")
 server_pid=""
