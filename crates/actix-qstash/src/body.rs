@@ -44,41 +44,27 @@ impl BodyReader {
         cx: &mut Context<'_>,
         admission: &mut Admission,
     ) -> Poll<()> {
-        while !self.done {
-            let step = match Pin::new(&mut self.payload).poll_next(cx) {
-                Poll::Ready(None) => BodyStep::Finish,
-                Poll::Ready(Some(Ok(chunk))) => admission.data(chunk),
-                Poll::Ready(Some(Err(PayloadError::Overflow))) => {
-                    admission.fail(BodyFailure::TooLarge)
-                }
-                Poll::Ready(Some(Err(_))) => admission.fail(BodyFailure::Unreadable),
-                Poll::Pending => match admission.pending() {
-                    BodyStep::StartTimer(timeout) => match start_timer(timeout) {
-                        Some(timer) => {
-                            self.timer = Some(timer);
-                            BodyStep::Wait
-                        }
-                        None => admission.fail(BodyFailure::NoTimer),
-                    },
-                    step => step,
-                },
-            };
-            match step {
-                BodyStep::Read => {}
-                BodyStep::Finish => self.done = true,
-                BodyStep::Wait | BodyStep::StartTimer(_) => {
-                    let expired = self
-                        .timer
-                        .as_mut()
-                        .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
-                    if !expired {
-                        return Poll::Pending;
-                    }
-                    let _ = admission.fail(BodyFailure::TimedOut);
-                    self.done = true;
-                }
-            }
+        if self.done {
+            return Poll::Ready(());
         }
+        let payload = &mut self.payload;
+        std::task::ready!(admission.poll_body(
+            cx,
+            |cx| {
+                Pin::new(&mut *payload).poll_next(cx).map(|chunk| {
+                    chunk.map(|chunk| {
+                        chunk.map_err(|error| match error {
+                            PayloadError::Overflow => BodyFailure::TooLarge,
+                            _ => BodyFailure::Unreadable,
+                        })
+                    })
+                })
+            },
+            &mut self.timer,
+            start_timer,
+            |timer, cx| timer.as_mut().poll(cx).is_ready(),
+        ));
+        self.done = true;
         Poll::Ready(())
     }
 }

@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use qstash_receiver::Admission;
-use qstash_receiver::receive::{BodyFailure, BodyStep};
+use qstash_receiver::receive::BodyFailure;
 
 use crate::deadline::Timer;
 
@@ -39,39 +39,26 @@ impl<B: Body> ReadBody<B> {
         cx: &mut Context<'_>,
         admission: &mut Admission,
     ) -> Poll<()> {
-        let mut this = self.project();
-        loop {
-            let step = match this.body.as_mut().poll_frame(cx) {
-                Poll::Ready(None) => return Poll::Ready(()),
-                Poll::Ready(Some(Err(_))) => admission.fail(BodyFailure::Unreadable),
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    // `Bytes::copy_to_bytes` hands out the same buffer: no copy.
-                    Ok(mut data) => admission.data(data.copy_to_bytes(data.remaining())),
-                    Err(_trailers) => BodyStep::Read,
-                },
-                Poll::Pending => match admission.pending() {
-                    BodyStep::StartTimer(timeout) => match Timer::start(timeout) {
-                        Some(timer) => {
-                            *this.timer = Some(timer);
-                            BodyStep::Wait
-                        }
-                        None => admission.fail(BodyFailure::NoTimer),
-                    },
-                    step => step,
-                },
-            };
-            match step {
-                BodyStep::Read => {}
-                BodyStep::Finish => return Poll::Ready(()),
-                BodyStep::Wait | BodyStep::StartTimer(_) => {
-                    if this.timer.as_mut().is_some_and(|timer| timer.expired(cx)) {
-                        let _ = admission.fail(BodyFailure::TimedOut);
-                        return Poll::Ready(());
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
+        let this = self.project();
+        let mut body = this.body;
+        admission.poll_body(
+            cx,
+            |cx| {
+                body.as_mut().poll_frame(cx).map(|frame| {
+                    frame.map(|frame| match frame {
+                        Ok(frame) => Ok(frame.into_data().map_or_else(
+                            |_trailers| Bytes::new(),
+                            // `Bytes::copy_to_bytes` hands out the same buffer: no copy.
+                            |mut data| data.copy_to_bytes(data.remaining()),
+                        )),
+                        Err(_) => Err(BodyFailure::Unreadable),
+                    })
+                })
+            },
+            this.timer,
+            Timer::start,
+            Timer::expired,
+        )
     }
 }
 

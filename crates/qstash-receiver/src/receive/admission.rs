@@ -6,6 +6,7 @@
 //! what to do next out ([`BodyStep`]).
 
 use std::fmt;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -245,6 +246,54 @@ impl Admission {
         self.first = None;
         self.joined = BytesMut::new();
         BodyStep::Finish
+    }
+
+    /// The adapter's whole body loop, on its three primitives: `next_chunk` polls the body's
+    /// next chunk (`Ready(None)` at its end; an empty chunk for a frame without data),
+    /// `start_timer` starts a timer of the given length (`None` where none can run), and
+    /// `timer_expired` polls it. Each event goes to [`data`](Self::data),
+    /// [`pending`](Self::pending) or [`fail`](Self::fail), and their [`BodyStep`]s are carried
+    /// out: `Ready` when the admission is to be [finished](Self::finish), `Pending` when the
+    /// body or the timer will wake `cx`.
+    pub fn poll_body<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut next_chunk: impl FnMut(&mut Context<'_>) -> Poll<Option<Result<Bytes, BodyFailure>>>,
+        timer: &mut Option<T>,
+        start_timer: impl FnOnce(Duration) -> Option<T>,
+        mut timer_expired: impl FnMut(&mut T, &mut Context<'_>) -> bool,
+    ) -> Poll<()> {
+        let mut start_timer = Some(start_timer);
+        loop {
+            let step = match next_chunk(cx) {
+                Poll::Ready(None) => return Poll::Ready(()),
+                Poll::Ready(Some(Ok(chunk))) => self.data(chunk),
+                Poll::Ready(Some(Err(failure))) => self.fail(failure),
+                Poll::Pending => match self.pending() {
+                    BodyStep::StartTimer(timeout) => {
+                        match start_timer.take().and_then(|start| start(timeout)) {
+                            Some(started) => {
+                                *timer = Some(started);
+                                BodyStep::Wait
+                            }
+                            None => self.fail(BodyFailure::NoTimer),
+                        }
+                    }
+                    step => step,
+                },
+            };
+            match step {
+                BodyStep::Read => {}
+                BodyStep::Finish => return Poll::Ready(()),
+                BodyStep::Wait | BodyStep::StartTimer(_) => {
+                    if timer.as_mut().is_some_and(|t| timer_expired(t, cx)) {
+                        let _ = self.fail(BodyFailure::TimedOut);
+                        return Poll::Ready(());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
     }
 
     /// Takes a whole body at once and finishes: [`data`](Self::data), then
