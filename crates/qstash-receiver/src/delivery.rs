@@ -3,7 +3,8 @@
 use http::{HeaderMap, HeaderName, header::CONTENT_TYPE};
 
 use crate::headers::{
-    CALLER_IP_HEADER, MESSAGE_ID_HEADER, RETRIED_HEADER, SCHEDULE_ID_HEADER, TOPIC_NAME_HEADER,
+    CALLER_IP_HEADER, MESSAGE_ID_HEADER, RETRIED_HEADER, SCHEDULE_ID_HEADER, Seen,
+    TOPIC_NAME_HEADER,
 };
 
 const MESSAGE_ID: HeaderName = HeaderName::from_static(MESSAGE_ID_HEADER);
@@ -77,27 +78,35 @@ impl Delivery {
     where
         I: Iterator<Item = &'h [u8]>,
     {
-        let one = |name: &HeaderName, display| one(get_all(name), display);
-        let message_id = one(&MESSAGE_ID, "Upstash-Message-Id")?
+        Self::from_seen(&DeliveryHeaders {
+            message_id: Seen::of(get_all(&MESSAGE_ID)),
+            retried: Seen::of(get_all(&RETRIED)),
+            schedule_id: Seen::of(get_all(&SCHEDULE_ID)),
+            topic_name: Seen::of(get_all(&TOPIC_NAME)),
+            caller_ip: Seen::of(get_all(&CALLER_IP)),
+            region: Seen::of(get_all(&crate::headers::REGION_NAME)),
+            content_type: get_all(&CONTENT_TYPE).find_map(readable),
+        })
+    }
+
+    /// The rules of [`Delivery::from_lookup`] on the headers seen.
+    pub(crate) fn from_seen(seen: &DeliveryHeaders<'_>) -> Result<Self, DeliveryError> {
+        let message_id = one(seen.message_id, "Upstash-Message-Id")?
             .filter(|id| !id.is_empty())
             .ok_or(DeliveryError::Missing("Upstash-Message-Id"))?;
-        let retried = match one(&RETRIED, "Upstash-Retried")? {
+        let retried = match one(seen.retried, "Upstash-Retried")? {
             None => 0,
             Some(text) => parse_count(text).ok_or(DeliveryError::Invalid("Upstash-Retried"))?,
         };
-        let owned = |name, display| one(name, display).map(|v| v.map(str::to_owned));
+        let owned = |seen, display| one(seen, display).map(|v| v.map(str::to_owned));
         Ok(Self {
             message_id: message_id.to_owned(),
             retried,
-            schedule_id: owned(&SCHEDULE_ID, "Upstash-Schedule-Id")?,
-            topic_name: owned(&TOPIC_NAME, "Upstash-Topic-Name")?,
-            caller_ip: owned(&CALLER_IP, "Upstash-Caller-Ip")?,
-            region: owned(&crate::headers::REGION_NAME, "Upstash-Region")?,
-            // Not a QStash header: a publisher's duplicate must not make a valid delivery
-            // non-retryable, so the first readable value is kept.
-            content_type: get_all(&CONTENT_TYPE)
-                .find_map(|v| self::one(std::iter::once(v), "Content-Type").ok().flatten())
-                .map(str::to_owned),
+            schedule_id: owned(seen.schedule_id, "Upstash-Schedule-Id")?,
+            topic_name: owned(seen.topic_name, "Upstash-Topic-Name")?,
+            caller_ip: owned(seen.caller_ip, "Upstash-Caller-Ip")?,
+            region: owned(seen.region, "Upstash-Region")?,
+            content_type: seen.content_type.map(str::to_owned),
         })
     }
 
@@ -108,24 +117,48 @@ impl Delivery {
     }
 }
 
-/// At most one of `values`, as visible ASCII (the rule of `http::HeaderValue::to_str`).
-fn one<'h>(
-    mut values: impl Iterator<Item = &'h [u8]>,
-    display: &'static str,
-) -> Result<Option<&'h str>, DeliveryError> {
-    let Some(value) = values.next() else {
+/// The delivery headers of a request as seen (see [`Seen`]), before their rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DeliveryHeaders<'h> {
+    pub(crate) message_id: Seen<'h>,
+    pub(crate) retried: Seen<'h>,
+    pub(crate) schedule_id: Seen<'h>,
+    pub(crate) topic_name: Seen<'h>,
+    pub(crate) caller_ip: Seen<'h>,
+    pub(crate) region: Seen<'h>,
+    /// The first readable `Content-Type`. Not a QStash header: a publisher's duplicate must
+    /// not make a valid delivery non-retryable, so the first readable value is kept.
+    pub(crate) content_type: Option<&'h str>,
+}
+
+impl<'h> DeliveryHeaders<'h> {
+    /// One more `Content-Type` value, in the order received.
+    pub(crate) fn add_content_type(&mut self, value: &'h [u8]) {
+        if self.content_type.is_none() {
+            self.content_type = readable(value);
+        }
+    }
+}
+
+/// At most one value, as visible ASCII (the rule of `http::HeaderValue::to_str`).
+fn one<'h>(seen: Seen<'h>, display: &'static str) -> Result<Option<&'h str>, DeliveryError> {
+    let Some(value) = seen.first else {
         return Ok(None);
     };
-    if values.next().is_some() {
+    if seen.repeated {
         return Err(DeliveryError::Repeated(display));
     }
+    readable(value)
+        .map(Some)
+        .ok_or(DeliveryError::Invalid(display))
+}
+
+/// `value` as text, if it is visible ASCII (or tabs).
+fn readable(value: &[u8]) -> Option<&str> {
     let visible = value
         .iter()
         .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
-    match std::str::from_utf8(value) {
-        Ok(text) if visible => Ok(Some(text)),
-        _ => Err(DeliveryError::Invalid(display)),
-    }
+    std::str::from_utf8(value).ok().filter(|_| visible)
 }
 
 /// Only ASCII digits: `u32::from_str` would also take a leading `+`.

@@ -9,10 +9,13 @@ use super::answer::{MethodForLog, Reason, Refusal, logged_message_id};
 use super::budget::Reserve as _;
 use super::config::{BUSY_RETRY_AFTER_SECS, Receiver};
 use super::subject;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, DeliveryHeaders};
 use crate::diagnose;
 use crate::error::Error;
-use crate::headers::{self, HeaderLookup};
+use crate::headers::{
+    self, CALLER_IP_HEADER, HeaderLookup, MESSAGE_ID_HEADER, REGION_HEADER, RETRIED_HEADER,
+    SCHEDULE_ID_HEADER, SIGNATURE_HEADER, Seen, TOPIC_NAME_HEADER,
+};
 use crate::verify::{Validation, VerifiedToken};
 
 const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(crate::headers::MESSAGE_ID_HEADER);
@@ -110,6 +113,35 @@ impl<'a, H: HeaderLookup + ?Sized> RequestHead<'a, H> {
     }
 }
 
+/// The headers the pipeline reads, found in one walk over the request's headers
+/// ([`HeaderLookup::for_each`]).
+#[derive(Debug, Default)]
+struct Found<'h> {
+    signature: Seen<'h>,
+    content_length: Seen<'h>,
+    /// With `Upstash-Region`, which the verifier also reads (its first value).
+    delivery: DeliveryHeaders<'h>,
+}
+
+impl<'h> Found<'h> {
+    fn in_headers<H: HeaderLookup + ?Sized>(headers: &'h H) -> Self {
+        let mut found = Self::default();
+        headers.for_each(&mut |name, value| match name {
+            SIGNATURE_HEADER => found.signature.add(value),
+            REGION_HEADER => found.delivery.region.add(value),
+            "content-length" => found.content_length.add(value),
+            MESSAGE_ID_HEADER => found.delivery.message_id.add(value),
+            RETRIED_HEADER => found.delivery.retried.add(value),
+            SCHEDULE_ID_HEADER => found.delivery.schedule_id.add(value),
+            TOPIC_NAME_HEADER => found.delivery.topic_name.add(value),
+            CALLER_IP_HEADER => found.delivery.caller_ip.add(value),
+            "content-type" => found.delivery.add_content_type(value),
+            _ => {}
+        });
+        found
+    }
+}
+
 impl Receiver {
     /// Step 1: decides everything the request's head can decide, before its body is read.
     /// In this order: exactly one `Upstash-Signature`, visible ASCII (else 401); the token, all
@@ -133,20 +165,22 @@ impl Receiver {
                 .with_method(head.method)
         };
         let c = &self.inner.settings;
-        let token = headers::signature(head.headers).map_err(|e| refuse(Refusal::signature(e)))?;
-        let region = headers::region(head.headers);
+        let found = Found::in_headers(head.headers);
+        let token =
+            headers::signature_of(found.signature).map_err(|e| refuse(Refusal::signature(e)))?;
+        let region = found.delivery.region.first_text();
         let now = c.clock().now();
         let token = self
             .verify_token(head, region, token, now)
             .map_err(|e| refuse(self.diagnosed(Refusal::signature(e), head, region, token, now)))?;
         let declared = head
             .declared_len
-            .or_else(|| headers::content_length(head.headers));
+            .or_else(|| headers::content_length_of(found.content_length));
         let limit = u64::try_from(c.max_body_bytes()).unwrap_or(u64::MAX);
         if declared.is_some_and(|len| len > limit) {
             return Err(refuse(too_large(c.max_body_bytes())));
         }
-        let delivery = Delivery::from_lookup(|name| head.headers.get_all(name))
+        let delivery = Delivery::from_seen(&found.delivery)
             .map_err(|e| refuse(self.payload_refusal(Reason::InvalidDeliveryHeaders, &e)))?;
         let reserve = declared.map_or(c.max_body_bytes(), |len| {
             usize::try_from(len).unwrap_or(usize::MAX)
@@ -222,5 +256,61 @@ impl Receiver {
             self.inner.settings.payload_error_status().status(),
             error.to_string(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue};
+
+    use super::*;
+    use crate::headers::READ_BY_THE_PIPELINE;
+
+    /// A map that is only looked up, so the pipeline walks it with the default
+    /// [`HeaderLookup::for_each`] (nine lookups), as an adapter that implements only `get_all`.
+    struct LookupOnly(HeaderMap);
+
+    impl HeaderLookup for LookupOnly {
+        type Values<'h> = <HeaderMap as HeaderLookup>::Values<'h>;
+
+        fn get_all<'h>(&'h self, name: &HeaderName) -> Self::Values<'h> {
+            HeaderLookup::get_all(&self.0, name)
+        }
+    }
+
+    fn found<H: HeaderLookup>(map: &H) -> String {
+        format!("{:?}", Found::in_headers(map))
+    }
+
+    /// Each header the pipeline reads, absent, once, once unreadable and twice, among the
+    /// others and unrelated ones: `http::HeaderMap`'s one walk finds what nine lookups find,
+    /// and each header is found (the walk's names and the lookups' names are the same list).
+    #[test]
+    fn one_walk_finds_what_the_lookups_find() {
+        let values: [&[&[u8]]; 4] = [&[], &[b"1"], &[b"\xff x"], &[b"a", b"b"]];
+        let empty = found(&HeaderMap::new());
+        for name in &READ_BY_THE_PIPELINE {
+            for (i, values) in values.iter().enumerate() {
+                let mut map = HeaderMap::new();
+                map.append("x-unrelated", HeaderValue::from_static("1"));
+                for other in &READ_BY_THE_PIPELINE {
+                    if other != name {
+                        map.append(other.clone(), HeaderValue::from_static("v"));
+                    }
+                }
+                for value in *values {
+                    map.append(name.clone(), HeaderValue::from_bytes(value).unwrap());
+                }
+                let walked = found(&map);
+                assert_eq!(walked, found(&LookupOnly(map.clone())), "{name} {i}");
+                let mut alone = HeaderMap::new();
+                for value in *values {
+                    alone.append(name.clone(), HeaderValue::from_bytes(value).unwrap());
+                }
+                if i == 1 {
+                    assert_ne!(found(&alone), empty, "{name} is not read");
+                }
+            }
+        }
     }
 }
