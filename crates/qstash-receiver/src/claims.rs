@@ -184,6 +184,15 @@ pub(crate) fn is_json_object(json: &[u8]) -> bool {
 /// accepts is valid JSON with exactly these members, so both parsers give the same claims
 /// (a property test checks it).
 fn parse_canonical(payload: &[u8]) -> Option<RawClaims<'_>> {
+    // No escape or control character anywhere, so none in a string: the layout's other
+    // bytes (names, punctuation, digits) never are one. One pass over the payload costs less
+    // than one per string. No short-circuit, so that this loop vectorizes.
+    if payload
+        .iter()
+        .fold(false, |bad, &b| bad | (b == b'\\') | (b < 0x20))
+    {
+        return None;
+    }
     let mut cur = Cursor(std::str::from_utf8(payload).ok()?);
     cur.literal(r#"{"aud":"","body":""#)?;
     let body = cur.string()?;
@@ -214,32 +223,30 @@ fn parse_canonical(payload: &[u8]) -> Option<RawClaims<'_>> {
     })
 }
 
+/// Its steps are `#[inline(always)]`: called seven times per token, inlined they cost about
+/// 80 instructions less per verification (callgrind).
 struct Cursor<'a>(&'a str);
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     fn literal(&mut self, expected: &str) -> Option<()> {
         self.0 = self.0.strip_prefix(expected)?;
         Some(())
     }
 
-    /// The rest of a string whose opening quote was consumed, and its closing quote; `None`
-    /// for escapes and control characters.
+    /// The rest of a string whose opening quote was consumed, and its closing quote, in a
+    /// payload without escapes (so the next quote closes it).
+    #[inline(always)]
     fn string(&mut self) -> Option<&'a str> {
         let end = memchr::memchr(b'"', self.0.as_bytes())?;
         let (text, rest) = self.0.split_at(end);
-        // No short-circuit, so that this loop vectorizes.
-        if text
-            .bytes()
-            .fold(false, |bad, b| bad | (b == b'\\') | (b < 0x20))
-        {
-            return None;
-        }
         self.0 = &rest[1..];
         Some(text)
     }
 
     /// A JSON integer of at most 18 digits (which always fits in `i64`), without exponent or
     /// fraction; longer ones are left to serde_json.
+    #[inline(always)]
     fn integer(&mut self) -> Option<i64> {
         let bytes = self.0.as_bytes();
         let negative = bytes.first() == Some(&b'-');
