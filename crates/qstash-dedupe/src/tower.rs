@@ -149,9 +149,15 @@ where
         // out associated future types. One allocation per request, next to a store round trip.
         let method = req.method().clone();
         let future = async move {
-            let delivery = req.extensions().get::<Delivery>().cloned();
-            let claims = req.extensions().get::<Claims>().cloned();
-            match dedupe.begin(delivery.as_ref(), claims.as_ref()).await {
+            // Borrowed from the request, not cloned: the borrow ends before the request moves
+            // on to the inner service.
+            let decision = dedupe
+                .begin(
+                    req.extensions().get::<Delivery>(),
+                    req.extensions().get::<Claims>(),
+                )
+                .await;
+            match decision {
                 Decision::Answer(answer) => Ok(answer_response(answer, &method)),
                 Decision::Run(attempt) => match inner.call(req).await {
                     Ok(response) => {
