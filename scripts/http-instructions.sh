@@ -3,7 +3,8 @@
 # under callgrind: a figure that does not move with the machine's load (scripts/http-ratio.sh
 # measures requests per second). Callgrind runs SHA-256 in software, so the verified route's
 # difference includes about 80,000 instructions of SHA-256 (the floor, in software) that the
-# hardware does in about 1 µs. Not part of CI.
+# hardware does in about 1 µs. For axum also the bare route behind a middleware that does
+# nothing (noop-layer: what being a middleware costs). Not part of CI.
 #
 #   scripts/http-instructions.sh     # FRAMEWORKS="axum actix" DURATION=4s POOL=400
 #
@@ -53,8 +54,14 @@ for framework in $FRAMEWORKS; do
         sleep 0.1
     done
     grep -q "listening on" "$work/server.log" || { cat "$work/server.log" >&2; exit 1; }
-    for route in bare verified bare verified; do
-        if [ "$route" = verified ]; then path=/api/webhook; else path=/api/bare; fi
+    routes="bare verified bare verified"
+    if [ "$framework" = axum ]; then routes="bare noop-layer verified bare noop-layer verified"; fi
+    for route in $routes; do
+        case "$route" in
+            verified) path=/api/webhook ;;
+            noop-layer) path=/api/noop-layer ;;
+            *) path=/api/bare ;;
+        esac
         url="http://127.0.0.1:$port$path"
         python3 bench/http-ratio/sign.py "$url" "$POOL" >"$work/requests.tsv"
         callgrind_control -z "$server_pid" >/dev/null

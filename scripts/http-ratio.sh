@@ -6,17 +6,19 @@
 #   scripts/http-ratio.sh          # ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2
 #
 # For each framework (FRAMEWORKS, default "axum actix") one server (bench/http-ratio) serves
-# both routes, in release mode:
+# these routes, in release mode:
 #   verified  POST /api/webhook: the example's own route (examples/axum_receiver.rs: its router
 #             behind QStashLayer; examples/actix_receiver.rs: its handler with the QStash<Order>
 #             extractor);
 #   bare      POST /api/bare: the same handler logic (the example's Inbox, the same echo) with
-#             the framework's plain JSON extractor and no verification.
+#             the framework's plain JSON extractor and no verification;
+#   noop-layer (axum only) POST /api/noop-layer: the bare route behind a middleware that does
+#             nothing (`axum::middleware::from_fn`), for what any middleware costs a request.
 # wrk (THREADS threads, CONNECTIONS keep-alive connections, the same for both) sends a pool of
 # POOL deliveries, each a 1024-byte JSON Order with its own message id, validly signed (the
 # dev key) for the route's URL; the pool is signed right before each wrk run, so no token
 # expires whatever DURATION is. After WARMUP on each route (not counted), ROUNDS rounds of
-# bare, verified, bare, verified, ... each DURATION long. Printed per run and summed up per
+# the routes in turn (bare, [noop-layer,] verified, bare, ...) each DURATION long. Printed per run and summed up per
 # framework: wrk's requests/s, and the server's CPU time per request (utime + stime of the
 # server process from /proc, over wrk's requests: load-independent where requests/s is not,
 # and undiluted by wrk's own cost on the same cores); then the medians, verified / bare, and
@@ -88,7 +90,11 @@ cpu_ticks() { # utime + stime of the server so far, in clock ticks
 # run FRAMEWORK ROUTE ROUND DURATION: one wrk run; ROUND "warmup" is not recorded
 run() {
     local framework=$1 route=$2 round=$3 duration=$4 path result before after perf_pid=""
-    if [ "$route" = verified ]; then path=/api/webhook; else path=/api/bare; fi
+    case "$route" in
+        verified) path=/api/webhook ;;
+        noop-layer) path=/api/noop-layer ;;
+        *) path=/api/bare ;;
+    esac
     local url="http://127.0.0.1:$port$path"
     python3 bench/http-ratio/sign.py "$url" "$POOL" >"$work/requests.tsv"
     if [ "$PERF" = 1 ] && [ "$round" = "$ROUNDS" ]; then
@@ -128,11 +134,11 @@ for framework in $FRAMEWORKS; do
     done
     grep -q "listening on" "$work/server-$framework.log" ||
         { echo "error: $framework-ratio did not start within 30 s" >&2; exit 1; }
-    run "$framework" bare warmup "$WARMUP"
-    run "$framework" verified warmup "$WARMUP"
+    routes="bare verified"
+    if [ "$framework" = axum ]; then routes="bare noop-layer verified"; fi
+    for route in $routes; do run "$framework" "$route" warmup "$WARMUP"; done
     for round in $(seq 1 "$ROUNDS"); do
-        run "$framework" bare "$round" "$DURATION"
-        run "$framework" verified "$round" "$DURATION"
+        for route in $routes; do run "$framework" "$route" "$round" "$DURATION"; done
     done
     stop_server
 done
@@ -152,12 +158,12 @@ print()
 print(f"{'framework':<9} {'route':<9} {'requests/s per round':<30} {'median':>9}   {'server CPU µs/request per round':<26} {'median':>6}")
 for framework in dict.fromkeys(k[0] for k in runs):
     med = {}
-    for route in ("bare", "verified"):
+    for route in [r for r in ("bare", "noop-layer", "verified") if (framework, r) in runs]:
         rows = sorted(runs[(framework, route)])
         rps = [r[1] for r in rows]
         cpu = [r[2] for r in rows]
         med[route] = (statistics.median(rps), statistics.median(cpu))
-        print(f"{framework:<9} {route:<9} {', '.join(f'{x:,.0f}' for x in rps):<30} {med[route][0]:>9,.0f}   "
+        print(f"{framework:<9} {route:<10} {', '.join(f'{x:,.0f}' for x in rps):<29} {med[route][0]:>9,.0f}   "
               f"{', '.join(f'{x:.2f}' for x in cpu):<26} {med[route][1]:>6.2f}")
     bare = dict((r[0], r[1]) for r in runs[(framework, "bare")])
     per_round = [v / bare[n] for n, v, _ in sorted(runs[(framework, "verified")]) if n in bare]
@@ -166,6 +172,10 @@ for framework in dict.fromkeys(k[0] for k in runs):
     print(f"{framework:<9} verified / bare: {ratio:.3f}x of the requests/s (medians; per round "
           f"{', '.join(f'{x:.3f}' for x in per_round)}); server CPU +{extra:.2f} µs per request "
           f"({med['verified'][1] / med['bare'][1]:.3f}x)")
+    if "noop-layer" in med:
+        print(f"{framework:<9} noop-layer / bare: {med['noop-layer'][0] / med['bare'][0]:.3f}x of the requests/s; "
+              f"server CPU +{med['noop-layer'][1] - med['bare'][1]:.2f} µs per request: what a middleware that "
+              f"does nothing costs")
 if failed:
     print("\nFAILED: not every answer was 200:\n  " + "\n  ".join(failed))
     sys.exit(1)

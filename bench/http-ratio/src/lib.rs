@@ -6,7 +6,8 @@
 //! in requests per second between them is the cost of verifying.
 //!
 //! - `axum-ratio`: the router of `examples/axum_receiver.rs` (behind `QStashLayer`) merged
-//!   with the bare route, served by the examples' `serve_axum`.
+//!   with the bare route and the bare route behind a middleware that does nothing
+//!   ([`NOOP_LAYER_PATH`]), served by the examples' `serve_axum`.
 //! - `actix-ratio`: the handlers of `examples/actix_receiver.rs` (the `QStash<Order>`
 //!   extractor) with the app data and server settings of that example, and the bare route.
 //!
@@ -15,6 +16,12 @@
 
 /// The bare route: the webhook's logic behind the framework's plain JSON extractor.
 pub const BARE_PATH: &str = "/api/bare";
+
+/// axum only: the bare route behind `axum::middleware::from_fn` of a function that only calls
+/// the rest of the route. What any middleware that runs before its inner service costs a
+/// request (the inner route cloned, the future boxed, the request and response passed through
+/// one more route), for comparison with `QStashLayer`, which is such a middleware.
+pub const NOOP_LAYER_PATH: &str = "/api/noop-layer";
 
 /// What the webhook's logic takes from the headers besides the payload, read without
 /// verification: `Upstash-Message-Id` (empty when absent) and `Upstash-Retried` (0 when absent
