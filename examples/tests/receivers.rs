@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qstash_test_cases::{
-    CURRENT_KEY, NEXT_KEY, Setup, Transport, WRITTEN_WHOLE, cases, check, wire,
+    CURRENT_KEY, Case, NEXT_KEY, Setup, Transport, WRITTEN_WHOLE, cases, check, wire,
 };
 
 /// The example's binary, which `cargo test` builds beside the test binaries.
@@ -65,24 +65,21 @@ fn start(name: &str) -> Running {
     running
 }
 
-#[test]
-fn early_answers_reach_a_client_that_writes_the_whole_body_first() {
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    let table = cases(now);
-    let whole: Vec<_> = table
-        .iter()
+/// The table's cases whose client writes its whole 2 MiB body before it reads, signed now.
+fn written_whole() -> Vec<Case> {
+    cases(qstash_receiver::time::unix_now())
+        .into_iter()
         .filter(|c| {
             c.setup == Setup::Default
                 && c.transport == Transport::Any
                 && c.body.len() == WRITTEN_WHOLE
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn early_answers_reach_a_client_that_writes_the_whole_body_first() {
+    let whole = written_whole();
     assert_eq!(whole.len(), 2, "the table's two written-whole cases");
     for name in ["axum_receiver", "actix_receiver"] {
         let running = start(name);
@@ -138,18 +135,7 @@ fn node_fetch_gets_the_early_answers() {
     if !node_installed() {
         return;
     }
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
-    let table = cases(now);
-    let whole: Vec<_> = table
-        .iter()
-        .filter(|c| c.setup == Setup::Default && c.body.len() == WRITTEN_WHOLE)
-        .collect();
+    let whole = written_whole();
     assert_eq!(whole.len(), 2, "the table's two written-whole cases");
     for name in ["axum_receiver", "actix_receiver"] {
         let running = start(name);

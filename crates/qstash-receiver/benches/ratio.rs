@@ -32,13 +32,7 @@ fn main() {
     for size in [0usize, 1024, 64 * 1024, 1024 * 1024] {
         let body: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         // `jsonwebtoken` reads the system clock itself, so the tokens are issued now.
-        let now = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs(),
-        )
-        .unwrap();
+        let now = common::now();
         let current = Signer::new(CURRENT).unwrap().sign_at(URL, &body, now);
         let next = Signer::new(NEXT).unwrap().sign_at(URL, &body, now);
         let signing_input = current[..current.rfind('.').unwrap()].to_owned();

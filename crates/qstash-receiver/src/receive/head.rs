@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use http::{HeaderName, StatusCode, Version};
+use http::{StatusCode, Version};
 
 use super::admission::{Admission, too_large};
 use super::answer::{MethodForLog, Reason, Refusal, logged_message_id};
@@ -17,8 +17,6 @@ use crate::headers::{
     SCHEDULE_ID_HEADER, SIGNATURE_HEADER, Seen, TOPIC_NAME_HEADER,
 };
 use crate::verify::{Validation, VerifiedToken};
-
-const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(crate::headers::MESSAGE_ID_HEADER);
 
 /// The request target a delivery came to, as the server or platform gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +99,6 @@ impl<'a, H: HeaderLookup + ?Sized> RequestHead<'a, H> {
         self
     }
 
-    fn message_id(&self) -> Option<Box<str>> {
-        logged_message_id(self.headers.get_all(&MESSAGE_ID_NAME).next())
-    }
-
     fn closes(&self) -> bool {
         matches!(
             self.version,
@@ -158,14 +152,14 @@ impl Receiver {
         &self,
         head: &RequestHead<'_, H>,
     ) -> Result<Admission, Refusal> {
+        let found = Found::in_headers(head.headers);
         let refuse = |refusal: Refusal| {
             refusal
                 .closing(head.closes())
-                .for_message(head.message_id())
+                .for_message(logged_message_id(found.delivery.message_id.first))
                 .with_method(head.method)
         };
         let c = &self.inner.settings;
-        let found = Found::in_headers(head.headers);
         let token =
             headers::signature_of(found.signature).map_err(|e| refuse(Refusal::signature(e)))?;
         let region = found.delivery.region.first_text();
@@ -261,7 +255,7 @@ impl Receiver {
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, HeaderValue};
+    use http::{HeaderMap, HeaderName, HeaderValue};
 
     use super::*;
     use crate::headers::READ_BY_THE_PIPELINE;
